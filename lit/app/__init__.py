@@ -1,0 +1,14 @@
+"""`lit.app`: the same names as `lightning.app`, so `from lightning.app import X` moves with one rename."""
+
+from lit import (
+    BuildConfig,
+    CloudCompute,
+    LightningApp,
+    LightningFlow,
+    LightningWork,
+    structures,
+)
+from lit.app import storage
+
+__all__ = ["BuildConfig", "CloudCompute", "LightningApp", "LightningFlow", "LightningWork", "storage",
+           "structures"]

@@ -1,0 +1,165 @@
+"""The `lit` command. The only place that prints and picks exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import click
+
+from lit.runtime.errors import BadInput, LitError
+from lit.runtime.status import WorkStatus
+
+_COLORS = ["36", "35", "33", "32", "34", "96", "95", "93", "92", "94"]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class TerminalReporter:
+    """Work output live, line by line, prefixed with the work's name."""
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+        self._colors: dict[str, str] = {}
+        self._width = 0
+
+    def _prefix(self, work: str) -> str:
+        self._width = max(self._width, len(work))
+        label = work.ljust(self._width)
+        if not self.color:
+            return f"{label} | "
+        code = self._colors.setdefault(work, _COLORS[len(self._colors) % len(_COLORS)])
+        return f"\x1b[{code}m{label}\x1b[0m | "
+
+    def log(self, work: str, stream: str, line: str) -> None:
+        out = sys.stderr if stream == "stderr" else sys.stdout
+        out.write(self._prefix(work) + line + "\n")
+        out.flush()
+
+    def status(self, work: str, status: WorkStatus) -> None:
+        if status.stage in ("failed", "stopped") and status.message:
+            sys.stderr.write(f"{self._prefix(work)}{status.stage}: {status.message}\n")
+            sys.stderr.flush()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lit", prog_name="lit")
+def main() -> None:
+    """lit: a flow orchestrates works, on this machine or each work on its own machine."""
+
+
+def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise BadInput(f"--env {pair!r}: expected KEY=VALUE with a valid variable name")
+        env[key] = value
+    return env
+
+
+def _run_name(app_file: str, name: Optional[str]) -> str:
+    if name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+            raise BadInput(f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 100)")
+        return name
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(app_file).stem) or "app"
+    return f"{stem}-{stamp}"
+
+
+def _unique_dir(base: Path) -> Path:
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+@main.command("run")
+@click.argument("app_file", metavar="APP.py")
+@click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Environment variable for the app.")
+@click.option("--name", default=None, help="Run name (default: the file's stem and the UTC time).")
+@click.option("--cloud", default=None, metavar="CLUSTER", help="Run each work on a machine of CLUSTER.")
+def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], cloud: Optional[str]) -> None:
+    """Run APP.py: the flow here, each work in its own process (or machine, with --cloud)."""
+    started = time.monotonic()
+    from lit.runtime.home import lit_home
+    from lit.runtime.loader import UserCodeError, load_app
+    from lit.runtime.orchestrator import Orchestrator
+
+    try:
+        env = _parse_env(env_pairs)
+        run_name = _run_name(app_file, name)
+        if cloud is not None:
+            raise BadInput(f"--cloud {cloud}: no cluster named {cloud!r}; clusters come with "
+                           "`lit create cluster` (not available in this version)")
+        os.environ.update(env)
+        app = load_app(app_file)
+    except UserCodeError as exc:
+        click.echo(exc.formatted.rstrip(), err=True)
+        _fail(str(exc), exc.exit_code)
+    except LitError as exc:
+        _fail(str(exc), exc.exit_code)
+
+    run_dir = _unique_dir(lit_home() / "runs" / run_name)
+    reporter = TerminalReporter(color=sys.stdout.isatty())
+    orchestrator = Orchestrator(app, Path(app_file), run_dir, reporter=reporter, env=env)
+    try:
+        outcome = orchestrator.run()
+    except LitError as exc:
+        _fail(str(exc), exc.exit_code)
+    elapsed = time.monotonic() - started
+    if outcome.traceback:
+        click.echo(outcome.traceback.rstrip(), err=True)
+    if outcome.message:
+        label = "done" if outcome.exit_code == 0 else "error"
+        click.echo(f"{label}: {outcome.message}", err=True)
+    _write_record(run_dir, app_file, outcome, elapsed)
+    _print_summary(outcome, elapsed, run_dir)
+    sys.exit(outcome.exit_code)
+
+
+def _write_record(run_dir: Path, app_file: str, outcome: Any, elapsed: float) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "version": 1,
+        "app": str(Path(app_file).resolve()),
+        "exit_code": outcome.exit_code,
+        "message": outcome.message,
+        "elapsed": round(elapsed, 3),
+        "works": [asdict(w) for w in outcome.works],
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _print_summary(outcome: Any, elapsed: float, run_dir: Path) -> None:
+    if not outcome.works:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"lit run: exit {outcome.exit_code} in {elapsed:.2f} s", title_justify="left")
+    for column in ("work", "compute", "status", "calls", "wall time"):
+        table.add_column(column, justify="right" if column in ("calls", "wall time") else "left")
+    styles = {"succeeded": "green", "failed": "red", "stopped": "yellow"}
+    for work in outcome.works:
+        stage = f"[{styles.get(work.stage, 'white')}]{work.stage}[/]"
+        table.add_row(work.name, work.compute, stage, str(work.calls), f"{work.wall_time:.2f} s")
+    console = Console(stderr=True, highlight=False)
+    console.print(table)
+    console.print(f"logs: {run_dir / 'logs'}", style="dim")
+
+
+if __name__ == "__main__":
+    main()

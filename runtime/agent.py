@@ -1,0 +1,405 @@
+"""The agent: one process that runs one work and speaks the protocol on a byte stream.
+
+Started as `python -m lit.runtime.agent`. The protocol runs on the stdin/stdout it was started with; the
+work's own stdout/stderr (and those of its child processes) are captured through pipes and forwarded as
+log frames, so nothing the user prints can corrupt the channel. Runs on Python 3.9+ with the standard
+library only: it is shipped to remote machines.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import queue
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Optional
+
+from . import codec, context
+from .errors import LitError, ProtocolError
+from .protocol import PROTOCOL_VERSION, Frame, Peer, check_hello
+
+_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class Agent:
+    def __init__(self, proto_in: int, proto_out: int, captured: list[tuple[int, str]]) -> None:
+        self.proto_in = proto_in
+        self.proto_out = proto_out
+        self.captured = captured
+        self.peer = Peer()
+        self.write_lock = threading.Lock()
+        self.log_lock = threading.Lock()
+        self.partial: dict[int, bytes] = {fd: b"" for fd, _ in captured}
+        self.inbox: queue.Queue[Frame] = queue.Queue()
+        self.work: Any = None
+        self.sent: dict[str, str] = {}  # attribute -> canonical JSON last sent to the orchestrator
+        self.last_heard = time.monotonic()
+        self.heartbeat = 10.0
+        self.orphan_timeout = 120.0
+        self.poweroff: Optional[list[str]] = None
+        self.current_call: Optional[int] = None
+        self.ending = False
+
+    # -- output -----------------------------------------------------------------------------------
+    def send(self, type_: str, **fields: Any) -> None:
+        with self.write_lock:
+            self._write(self.peer.send(type_, **fields))
+
+    def control(self, type_: str, **fields: Any) -> None:
+        with self.write_lock:
+            self._write(self.peer.control(type_, **fields))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.proto_out, view)
+            except BrokenPipeError:
+                self.end_tree("the orchestrator closed the channel")
+                return
+            view = view[written:]
+
+    # -- threads ----------------------------------------------------------------------------------
+    def read_loop(self) -> None:
+        """Frames from the orchestrator. Calls go to the main thread; control frames are handled here."""
+        while True:
+            try:
+                data = os.read(self.proto_in, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                self.end_tree("the orchestrator closed the channel")
+                return
+            self.last_heard = time.monotonic()
+            try:
+                frames = self.peer.feed(data)
+            except ProtocolError as exc:
+                self.send("error", message=str(exc))
+                self.end_tree(str(exc))
+                return
+            for frame in frames:
+                kind = frame["t"]
+                if kind == "stop":
+                    self.stop()
+                    return
+                if kind == "bye":
+                    self.end_tree("")
+                    return
+                if kind in ("hb", "ack"):
+                    continue
+                self.inbox.put(frame)
+            if self.peer.ack_due():
+                self.control("ack")
+
+    def log_loop(self) -> None:
+        selector = selectors.DefaultSelector()
+        for fd, stream in self.captured:
+            selector.register(fd, selectors.EVENT_READ, stream)
+        while selector.get_map():
+            for key, _ in selector.select():
+                with self.log_lock:
+                    if not self._pump(key.fd, key.data):
+                        selector.unregister(key.fd)
+
+    def _pump(self, fd: int, stream: str, final: bool = False) -> bool:
+        """Forward complete lines waiting on `fd`; with `final`, also a trailing partial line."""
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        data = self.partial[fd] + chunk
+        *lines, rest = data.split(b"\n")
+        if final and rest:
+            lines.append(rest)
+            rest = b""
+        self.partial[fd] = rest
+        for line in lines:
+            self.send("log", stream=stream, line=line.decode("utf-8", errors="replace"))
+        return True
+
+    def drain_logs(self) -> None:
+        """Forward everything the work printed so far (before its final status)."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        with self.log_lock:
+            for fd, stream in self.captured:
+                while True:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except (BlockingIOError, OSError):
+                        break
+                    if not chunk:
+                        break
+                    self.partial[fd] += chunk
+                lines = self.partial[fd].split(b"\n")
+                self.partial[fd] = b""
+                if lines and not lines[-1]:
+                    lines.pop()
+                for line in lines:
+                    self.send("log", stream=stream, line=line.decode("utf-8", errors="replace"))
+
+    def heartbeat_loop(self) -> None:
+        while True:
+            time.sleep(min(self.heartbeat, max(self.orphan_timeout / 4, 0.05)))
+            silent = time.monotonic() - self.last_heard
+            if silent > self.orphan_timeout:
+                self.end_tree(f"no word from the orchestrator for {silent:.0f} s (orphan timeout)",
+                              power_off=True)
+                return
+            self.control("hb")
+
+    # -- the work ---------------------------------------------------------------------------------
+    def serve(self) -> int:
+        self.send("hello", proto=PROTOCOL_VERSION, pid=os.getpid(), python=platform.python_version(),
+                  host=socket.gethostname())
+        threading.Thread(target=self.read_loop, name="lit-agent-read", daemon=True).start()
+        threading.Thread(target=self.log_loop, name="lit-agent-log", daemon=True).start()
+        hello = self.inbox.get()
+        try:
+            check_hello(hello)
+        except ProtocolError as exc:
+            self.send("error", message=str(exc))
+            self.end_tree(str(exc))
+        init = self.inbox.get()
+        try:
+            self.setup(init)
+        except BaseException as exc:  # report anything, including SystemExit from the user's module
+            formatted = _format_user_traceback(exc)
+            self.send("error", message=f"{type(exc).__name__}: {exc}", traceback=formatted)
+            self.drain_logs()
+            self.end_tree("")
+        threading.Thread(target=self.heartbeat_loop, name="lit-agent-hb", daemon=True).start()
+        while True:
+            frame = self.inbox.get()
+            if frame["t"] == "call":
+                self.run_call(frame)
+
+    def setup(self, init: Frame) -> None:
+        if init.get("t") != "init":
+            raise ProtocolError(f"expected init, got {init.get('t')!r}")
+        self.heartbeat = float(init.get("heartbeat", self.heartbeat))
+        self.orphan_timeout = float(init.get("orphan_timeout", self.orphan_timeout))
+        self.poweroff = init.get("poweroff")
+        os.environ.update(init.get("env") or {})
+        workdir = init["workdir"]
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+        import warnings
+
+        from .compat import LightningCompatWarning
+        from .loader import load_app
+
+        warnings.simplefilter("ignore", LightningCompatWarning)  # the orchestrator already warned
+        app = load_app(init["app"])
+        work = app.find(init["work"])
+        if work is None:
+            work = _recreate(init)
+        from .work import LightningWork
+
+        if not isinstance(work, LightningWork):
+            raise LitError(f"{init['work']} is not a LightningWork in {init['app']}")
+        object.__setattr__(work, "_lit_name", init["work"])
+        if init.get("port") is not None:
+            object.__setattr__(work, "_lit_port", init["port"])
+        object.__setattr__(work, "_lit_internal_ip", init.get("internal_ip", ""))
+        self.work = work
+        context.agent_work = work
+        for name, value in work.state_vars.items():
+            try:
+                self.sent[name] = codec.dumps(codec.encode(value))
+            except LitError:
+                pass
+        object.__setattr__(work, "_lit_sink", self.on_state)
+        self.send("ready", pid=os.getpid())
+
+    def on_state(self, name: str, encoded: Any) -> None:
+        text = codec.dumps(encoded)
+        if self.sent.get(name) == text:
+            return
+        self.sent[name] = text
+        self.send("state", d={name: encoded})
+
+    def run_call(self, frame: Frame) -> None:
+        work = self.work
+        call_id = frame["id"]
+        for name, value in (frame.get("state") or {}).items():
+            object.__setattr__(work, name, codec.decode(value))
+            self.sent[name] = codec.dumps(value)
+        args = codec.decode(frame.get("args") or [])
+        kwargs = codec.decode(frame.get("kwargs") or {})
+        self.current_call = call_id
+        self.send("status", call=call_id, stage="running")
+        stage, message, formatted = "succeeded", None, None
+        object.__setattr__(work, "_lit_executing", True)
+        try:
+            result = type(work).run(work, *args, **kwargs)
+            if result is not None:
+                raise LitError(f"{type(work).__name__}.run() returned {result!r}; a work's run() must return "
+                               "None: publish results as public attributes (self.result = ...)")
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                stage, message = "failed", f"SystemExit: {exc.code}"
+                formatted = _format_user_traceback(exc)
+        except BaseException as exc:
+            stage, message = "failed", f"{type(exc).__name__}: {exc}"
+            formatted = _format_user_traceback(exc)
+        finally:
+            object.__setattr__(work, "_lit_executing", False)
+        self.drain_logs()
+        self.flush_state()
+        self.current_call = None
+        self.send("status", call=call_id, stage=stage, message=message, traceback=formatted)
+
+    def flush_state(self) -> None:
+        """Send attributes changed in place (list.append, dict[k] = v) since they were last sent."""
+        changed = {}
+        for name, value in self.work.state_vars.items():
+            try:
+                encoded = codec.encode(value, f"{type(self.work).__name__}.{name}")
+            except LitError:
+                continue
+            text = codec.dumps(encoded)
+            if self.sent.get(name) != text:
+                self.sent[name] = text
+                changed[name] = encoded
+        if changed:
+            self.send("state", d=changed)
+
+    def stop(self) -> None:
+        try:
+            self.work.on_exit()
+        except Exception:
+            traceback.print_exc()
+        self.drain_logs()
+        self.send("status", call=self.current_call, stage="stopped", message="stopped by the flow")
+        self.send("bye")
+        self.end_tree("")
+
+    def end_tree(self, reason: str, power_off: bool = False) -> None:
+        """End the work's whole process tree and this process. Powers off only when told to at init."""
+        if self.ending:
+            return
+        self.ending = True
+        if reason:
+            try:
+                os.write(2, f"lit agent: {reason}; ending the work\n".encode())
+            except OSError:
+                pass
+        _kill_descendants()
+        if power_off and self.poweroff:
+            import subprocess
+
+            subprocess.run(self.poweroff, check=False)  # noqa: S603 - a command the provider handed us
+        os._exit(0)
+
+
+def _recreate(init: Frame) -> Any:
+    """Re-create a work that a flow made inside run(): its class and constructor arguments."""
+    import importlib
+
+    spec = init.get("cls")
+    if not spec:
+        raise LitError(f"{init['work']} is not in the app's component tree and cannot be re-created")
+    module_name, _, qualname = spec.partition(":")
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    target: Any = module
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    if init.get("init") is None:
+        raise LitError(f"{init['work']} was created inside run() with constructor arguments that are not "
+                       "JSON-serializable, so its process cannot re-create it")
+    args, kwargs = codec.decode(init["init"])
+    return target(*args, **kwargs)
+
+
+def _descendants() -> list[int]:
+    """PIDs of every process below this one (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out: list[int] = []
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_descendants() -> None:
+    """SIGKILL every process below this one, and the rest of our process group (daemonized helpers)."""
+    me = os.getpid()
+    for pid in _descendants():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if os.getpgid(0) == me:  # we lead our own group: whatever is left in it is the work's
+        for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if entry.isdigit() and int(entry) != me:
+                try:
+                    if os.getpgid(int(entry)) == me:
+                        os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def _format_user_traceback(exc: BaseException) -> str:
+    """The traceback without lit's own frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not os.path.dirname(os.path.abspath(f.filename)) == _RUNTIME_DIR]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    return "".join(lines)
+
+
+def main() -> int:
+    # The protocol keeps the original stdin/stdout; fds 0, 1, 2 are rewired for the user's code.
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    captured = []
+    for fd, stream in ((1, "stdout"), (2, "stderr")):
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        os.set_blocking(read_end, False)
+        captured.append((read_end, stream))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  errors="replace", line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="replace", line_buffering=True)
+    os.environ["PYTHONUNBUFFERED"] = "1"  # child Python processes print live too
+    agent = Agent(proto_in, proto_out, captured)
+    return agent.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Where a component finds the runtime that drives it (one app runs per process)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .orchestrator import Orchestrator
+
+# Set by the orchestrator while an app runs in this process.
+orchestrator: Optional[Orchestrator] = None
+# Set in an agent process: the work this process executes.
+agent_work: Optional[Any] = None
+
+
+class TickInterrupt(BaseException):  # noqa: N818 - control flow, not an error
+    """Ends the current flow tick (a blocking call is not finished yet). Never seen by user code."""
+
+
+class AppStop(BaseException):  # noqa: N818
+    """flow.stop() / flow.fail() end the app."""
+
+    def __init__(self, message: str, failed: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.failed = failed

@@ -1,0 +1,169 @@
+"""LightningFlow: the orchestrator. Its run() is called again whenever something changed."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Optional, Union
+
+from . import codec, context
+from .compat import reject
+from .errors import LitError
+from .work import LightningWork
+
+Component = Union["LightningFlow", LightningWork]
+
+
+class LightningFlow:
+    """Override `run()`. Attach works and child flows as attributes; public attributes are state."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_lit_name", "root")
+        object.__setattr__(self, "_lit_children", {})
+        object.__setattr__(self, "_lit_schedules", {})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook, instead in (
+            ("configure_layout", "lit apps have no web UI; serve one from a work (work.url)"),
+            ("configure_commands", "lit has no app commands; pass inputs with --env or files"),
+            ("configure_api", "lit has no app API server; serve one from a work (work.url)"),
+        ):
+            if hook in cls.__dict__:
+                raise reject(f"{cls.__name__}.{hook}()", instead)
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Orchestrate: call works, read their state, decide what runs next."""
+
+    # -- the component tree -----------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        if name in ("name", "flows"):
+            raise AttributeError(f"{name!r} is reserved by LightningFlow; pick another attribute name")
+        children = self.__dict__.get("_lit_children")
+        if children is None:
+            raise LitError(f"{type(self).__name__}.__init__ must call super().__init__() before setting "
+                           f"attributes (it set {name!r} first)")
+        from .structures import Dict, List
+
+        if isinstance(value, (LightningFlow, LightningWork, List, Dict)):
+            _attach(value, f"{self._lit_name}.{name}")
+            children[name] = value
+            object.__setattr__(self, name, value)
+            orchestrator = context.orchestrator
+            if orchestrator is not None:
+                orchestrator.adopt(value)
+            return
+        if name in children:
+            del children[name]
+        codec.encode(value, f"{type(self).__name__}.{name}")
+        object.__setattr__(self, name, value)
+
+    @property
+    def name(self) -> str:
+        return self._lit_name
+
+    @property
+    def state_vars(self) -> dict[str, Any]:
+        children = self._lit_children
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k not in children}
+
+    @property
+    def flows(self) -> dict[str, LightningFlow]:
+        """Every flow below this one, by name."""
+        out: dict[str, LightningFlow] = {}
+        for child in _components(self):
+            if isinstance(child, LightningFlow):
+                out[child.name] = child
+                out.update(child.flows)
+        return out
+
+    def works(self, recurse: bool = True) -> list[LightningWork]:
+        return [work for _, work in self.named_works(recurse)]
+
+    def named_works(self, recurse: bool = True) -> list[tuple[str, LightningWork]]:
+        out: list[tuple[str, LightningWork]] = []
+        for child in _components(self):
+            if isinstance(child, LightningWork):
+                out.append((child.name, child))
+            elif recurse:
+                out.extend(child.named_works(recurse))
+        return out
+
+    def get_all_children(self) -> list[Component]:
+        out: list[Component] = []
+        for child in _components(self):
+            out.append(child)
+            if isinstance(child, LightningFlow):
+                out.extend(child.get_all_children())
+        return out
+
+    # -- control ----------------------------------------------------------------------------------
+    def stop(self, end_msg: str = "") -> None:
+        """End the app successfully (exit code 0) with `end_msg`."""
+        raise context.AppStop(end_msg, failed=False)
+
+    def fail(self, end_msg: str = "") -> None:
+        """End the app as failed (exit code 1) with `end_msg`."""
+        raise context.AppStop(end_msg, failed=True)
+
+    def schedule(self, cron_pattern: str, start_time: Optional[datetime] = None,
+                 user_key: Optional[str] = None) -> bool:
+        """True on the first call, then True for one flow tick at each time `cron_pattern` names.
+
+        `cron_pattern` is a croniter expression (5 fields, or 6 with seconds last) or one of hourly, daily,
+        weekly, monthly, yearly, annually, midnight. Times are this machine's local time. Each call site
+        (or `user_key`) is its own schedule.
+        """
+        from .schedule import Schedule, normalize
+
+        expression = normalize(cron_pattern)  # raises ValueError naming a bad pattern, at the call
+        if user_key is None:
+            caller = inspect.currentframe().f_back  # type: ignore[union-attr]
+            key = f"{cron_pattern}@{caller.f_code.co_filename}:{caller.f_lineno}"  # type: ignore[union-attr]
+        else:
+            key = str(user_key)
+        schedules: dict[str, Schedule] = self._lit_schedules
+        existing = schedules.get(key)
+        if existing is None:
+            schedules[key] = Schedule(expression, start_time)
+            orchestrator = context.orchestrator
+            if orchestrator is not None:
+                orchestrator.schedule_added(schedules[key])
+            return True
+        return existing.consume()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def _attach(component: Any, name: str) -> None:
+    """Give `component` (and everything below it) its name in the tree."""
+    from .structures import Dict, List
+
+    if isinstance(component, LightningWork):
+        if component._lit_name and component._lit_name != name and component.has_started:
+            raise LitError(f"work {component._lit_name} is already attached; a work has one place in the tree")
+        object.__setattr__(component, "_lit_name", name)
+    elif isinstance(component, LightningFlow):
+        object.__setattr__(component, "_lit_name", name)
+        for attr, child in component._lit_children.items():
+            _attach(child, f"{name}.{attr}")
+    elif isinstance(component, (List, Dict)):
+        component._lit_rename(name)
+
+
+def _components(flow: LightningFlow) -> Iterator[Component]:
+    from .structures import Dict, List
+
+    for child in flow._lit_children.values():
+        if isinstance(child, (List, Dict)):
+            yield from child._lit_components()
+        else:
+            yield child
+
+
+Flow = LightningFlow

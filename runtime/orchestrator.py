@@ -1,0 +1,592 @@
+"""The loop: runs the root flow whenever something changed, and talks to one agent per work.
+
+Single-threaded and event-driven: it waits in select() on the agents' streams, a signal pipe and the next
+timer (a schedule or a heartbeat), and calls root.run() only after an event changed something.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Optional, Protocol
+
+from . import codec, context
+from .app import LightningApp
+from .errors import AppFailed, LitError, ProtocolError, StateError
+from .flow import LightningFlow
+from .protocol import PROTOCOL_VERSION, Peer, check_hello
+from .schedule import Schedule
+from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
+from .transport import AgentSpec, Launcher, LocalLauncher, Transport, free_port, short_name
+from .work import LightningWork
+
+HEARTBEAT_SECONDS = 10.0
+ORPHAN_TIMEOUT_SECONDS = 120.0
+STOP_GRACE_SECONDS = 5.0
+
+
+class Reporter(Protocol):
+    """What the loop tells the outside world. The CLI prints; tests collect."""
+
+    def log(self, work: str, stream: str, line: str) -> None: ...
+
+    def status(self, work: str, status: WorkStatus) -> None: ...
+
+
+class NullReporter:
+    def log(self, work: str, stream: str, line: str) -> None:
+        return None
+
+    def status(self, work: str, status: WorkStatus) -> None:
+        return None
+
+
+@dataclass
+class CallRecord:
+    id: int
+    key: str
+    stage: str = WorkStageStatus.PENDING
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    consumed: bool = False
+
+
+@dataclass
+class WorkSummary:
+    name: str
+    compute: str
+    stage: str
+    calls: int
+    wall_time: float
+    message: Optional[str] = None
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    message: str = ""
+    failed_work: Optional[str] = None
+    traceback: Optional[str] = None
+    works: list[WorkSummary] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class WorkHandle:
+    """The orchestrator's side of one work: its agent's stream, its calls, what its process knows."""
+
+    def __init__(self, work: LightningWork) -> None:
+        self.work = work
+        self.peer = Peer()
+        self.transport: Optional[Transport] = None
+        self.connected = False
+        self.ready = False
+        self.stopping = False
+        self.remote_state: dict[str, str] = {}  # attribute -> canonical JSON the work's process has
+        self.calls: dict[str, CallRecord] = {}
+        self.by_id: dict[int, CallRecord] = {}
+        self.inflight: list[CallRecord] = []
+        self.finished_calls = 0
+        self.wall_time = 0.0
+        self.log_file: Optional[IO[str]] = None
+        self.stop_deadline: Optional[float] = None
+        self.last_sent = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.work.name
+
+    @property
+    def alive(self) -> bool:
+        return self.transport is not None
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        app: LightningApp,
+        app_file: Path,
+        run_dir: Path,
+        reporter: Optional[Reporter] = None,
+        launcher: Optional[Launcher] = None,
+        env: Optional[dict[str, str]] = None,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        orphan_timeout: float = ORPHAN_TIMEOUT_SECONDS,
+    ) -> None:
+        self.app = app
+        self.app_file = Path(app_file).resolve()
+        self.run_dir = run_dir
+        self.reporter: Reporter = reporter or NullReporter()
+        self.launcher: Launcher = launcher or LocalLauncher()
+        self.env = dict(env or {})
+        self.heartbeat = heartbeat
+        self.orphan_timeout = orphan_timeout
+        self.handles: dict[int, WorkHandle] = {}
+        self.schedules: list[Schedule] = []
+        self.selector = selectors.DefaultSelector()
+        self.outcome: Optional[Outcome] = None
+        self.dirty = False
+        self.new_calls = 0
+        self.next_call_id = 0
+        self.ticks = 0
+        self._signal: Optional[int] = None
+        self._wake_r, self._wake_w = os.pipe()
+
+    # -- the tree ---------------------------------------------------------------------------------
+    def adopt(self, component: Any) -> None:
+        """A component joined the tree (at start, or created inside a flow's run())."""
+        if isinstance(component, LightningWork):
+            self._handle(component)
+        elif isinstance(component, LightningFlow):
+            for _, work in component.named_works():
+                self._handle(work)
+        elif hasattr(component, "_lit_components"):
+            for child in component._lit_components():
+                self.adopt(child)
+
+    def _handle(self, work: LightningWork) -> WorkHandle:
+        handle = self.handles.get(id(work))
+        if handle is None:
+            if not work.name or self.app.find(work.name) is not work:
+                raise LitError(f"{type(work).__name__} is not attached to the app: assign it to an attribute "
+                               "of a flow (self.my_work = MyWork()) before calling run()")
+            handle = WorkHandle(work)
+            self.handles[id(work)] = handle
+        return handle
+
+    def schedule_added(self, schedule: Schedule) -> None:
+        self.schedules.append(schedule)
+
+    # -- calls from the flow ----------------------------------------------------------------------
+    def call(self, work: LightningWork, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        handle = self._handle(work)
+        enc_args = [codec.encode(a, f"{work.name}.run() argument {i}") for i, a in enumerate(args)]
+        enc_kwargs = {k: codec.encode(v, f"{work.name}.run() argument {k}") for k, v in kwargs.items()}
+        key = codec.dumps([enc_args, enc_kwargs])
+        record = handle.calls.get(key)
+        if record is not None and record.stage in FINAL_STAGES and not record.consumed:
+            if record.stage == WorkStageStatus.STOPPED:
+                record = None  # a stopped call did not finish: calling again starts it again
+            else:
+                if not work.cache_calls:
+                    record.consumed = True  # seen once; the next call with these arguments runs again
+                return None
+        if record is None or record.consumed:
+            record = self._send_call(handle, key, enc_args, enc_kwargs)
+        if work.parallel:
+            return None
+        raise context.TickInterrupt()
+
+    def _send_call(self, handle: WorkHandle, key: str, args: list[Any], kwargs: dict[str, Any]) -> CallRecord:
+        self.next_call_id += 1
+        record = CallRecord(self.next_call_id, key)
+        handle.calls[key] = record
+        handle.by_id[record.id] = record
+        handle.inflight.append(record)
+        self.new_calls += 1
+        if handle.transport is None:
+            self._start(handle)
+        delta = self._flow_delta(handle)
+        self._set_status(handle, WorkStatus.now(WorkStageStatus.PENDING))
+        self._send(handle, "call", id=record.id, args=args, kwargs=kwargs, state=delta)
+        return record
+
+    def _flow_delta(self, handle: WorkHandle) -> dict[str, Any]:
+        """What the flow changed on the work since its process last saw it (all of it, the first time)."""
+        delta = {}
+        work = handle.work
+        for name, value in work.state_vars.items():
+            encoded = codec.encode(value, f"{work.name}.{name}")
+            text = codec.dumps(encoded)
+            if handle.remote_state.get(name) != text:
+                handle.remote_state[name] = text
+                delta[name] = encoded
+        return delta
+
+    def stop_work(self, work: LightningWork) -> None:
+        handle = self._handle(work)
+        if handle.transport is None or handle.stopping:
+            if not work.has_finished and work.has_started:
+                self._set_status(handle, WorkStatus.now(WorkStageStatus.STOPPED, "stopped by the flow"))
+            return
+        handle.stopping = True
+        handle.stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
+        self._send(handle, "stop")
+
+    # -- agents -----------------------------------------------------------------------------------
+    def _start(self, handle: WorkHandle) -> None:
+        work = handle.work
+        spec = AgentSpec(work.name, work.cloud_compute, self.run_dir, self.env)
+        if work.port is None:
+            object.__setattr__(work, "_lit_port", free_port())
+        launched = self.launcher.launch(spec, self.app_file)
+        handle.transport = launched.transport
+        handle.connected = handle.ready = handle.stopping = False
+        handle.peer = Peer()
+        handle.remote_state = {}
+        object.__setattr__(work, "_lit_internal_ip", launched.internal_ip)
+        self.selector.register(launched.transport.fileno(), selectors.EVENT_READ, handle)
+        if not work.has_started:
+            self._set_status(handle, WorkStatus.now(WorkStageStatus.PENDING, "starting"))
+        init_args = None
+        try:
+            init_args = codec.encode(list(work._lit_init_args))
+        except StateError:
+            pass
+        cls = type(work)
+        # The init frame is queued in the peer; it goes out (with anything after it) once the agent says hello.
+        handle.peer.send(
+            "init", app=launched.app_file, work=work.name, workdir=launched.workdir,
+            cls=f"{cls.__module__}:{cls.__qualname__}", init=init_args, env=self.env,
+            port=work.port, internal_ip=launched.internal_ip, heartbeat=self.heartbeat,
+            orphan_timeout=self.orphan_timeout, **launched.extra_init,
+        )
+        short = short_name(work.name)
+        if handle.log_file is None:
+            log_dir = self.run_dir / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            handle.log_file = open(log_dir / f"{short}.log", "a", encoding="utf-8")  # noqa: SIM115
+
+    def _send(self, handle: WorkHandle, type_: str, **fields: Any) -> None:
+        data = handle.peer.send(type_, **fields)
+        if handle.connected and handle.transport is not None:
+            self._write(handle, data)
+
+    def _write(self, handle: WorkHandle, data: bytes) -> None:
+        assert handle.transport is not None
+        try:
+            handle.transport.write(data)
+            handle.last_sent = time.monotonic()
+        except OSError:
+            pass  # the read side sees the end of stream and reports why
+
+    def _on_readable(self, handle: WorkHandle) -> None:
+        assert handle.transport is not None
+        try:
+            data = handle.transport.read()
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_eof(handle)
+            return
+        try:
+            frames = handle.peer.feed(data)
+        except ProtocolError as exc:
+            self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=3)
+            return
+        for frame in frames:
+            self._on_frame(handle, frame)
+            if self.outcome is not None:
+                return
+        if handle.peer.ack_due() and handle.connected:
+            self._write(handle, handle.peer.control("ack"))
+
+    def _on_frame(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        kind = frame["t"]
+        if kind == "log":
+            self._on_log(handle, frame.get("stream", "stdout"), frame.get("line", ""))
+        elif kind == "state":
+            self._on_state(handle, frame.get("d") or {})
+        elif kind == "status":
+            self._on_status(handle, frame)
+        elif kind == "hello":
+            try:
+                check_hello(frame)
+            except ProtocolError as exc:
+                self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=3)
+                return
+            handle.connected = True
+            self._write(handle, handle.peer.control("hello", proto=PROTOCOL_VERSION,
+                                                    received=handle.peer.received_seq))
+            for data in handle.peer.replay_after(int(frame.get("received", 0))):
+                self._write(handle, data)
+        elif kind == "ready":
+            handle.ready = True
+        elif kind == "error":
+            message = frame.get("message", "the agent failed")
+            self._fail_app(f"{short_name(handle.name)} could not start: {message}", handle.name,
+                           frame.get("traceback"))
+
+    def _on_log(self, handle: WorkHandle, stream: str, line: str) -> None:
+        if handle.log_file is not None:
+            handle.log_file.write(line + "\n")
+        self.reporter.log(short_name(handle.name), stream, line)
+
+    def _on_state(self, handle: WorkHandle, delta: dict[str, Any]) -> None:
+        work = handle.work
+        for name, encoded in delta.items():
+            text = codec.dumps(encoded)
+            before = handle.remote_state.get(name)
+            handle.remote_state[name] = text
+            if before is not None and name in work.__dict__:
+                try:
+                    visible = codec.dumps(codec.encode(work.__dict__[name]))
+                except StateError:
+                    visible = None
+                if visible != before:
+                    continue  # the flow changed it meanwhile: its value wins and goes out with the next call
+            object.__setattr__(work, name, codec.decode(encoded))
+        self.dirty = True
+
+    def _on_status(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        stage = frame.get("stage")
+        record = handle.by_id.get(frame.get("call")) if frame.get("call") is not None else None
+        now = time.time()
+        if stage == WorkStageStatus.RUNNING:
+            if record is not None:
+                record.stage, record.started = stage, now
+            self._set_status(handle, WorkStatus.now(stage))
+            return
+        if stage not in FINAL_STAGES:
+            return
+        if record is not None:
+            self._finish(handle, record, stage)
+        message = frame.get("message")
+        self._set_status(handle, WorkStatus.now(stage, message, reason=None if stage != "failed" else "error"))
+        if stage == WorkStageStatus.FAILED and handle.work.raise_exception:
+            self._fail_app(f"{short_name(handle.name)} failed: {message}", handle.name, frame.get("traceback"))
+
+    def _finish(self, handle: WorkHandle, record: CallRecord, stage: str) -> None:
+        record.stage = stage
+        record.ended = time.time()
+        if record.started is not None:
+            handle.wall_time += record.ended - record.started
+        if record in handle.inflight:
+            handle.inflight.remove(record)
+            handle.finished_calls += 1
+
+    def _on_eof(self, handle: WorkHandle) -> None:
+        transport = handle.transport
+        assert transport is not None
+        self.selector.unregister(transport.fileno())
+        code = transport.wait(2.0)
+        if code is None:
+            transport.kill()
+            code = transport.wait(2.0)
+        transport.close()
+        handle.transport = None
+        handle.connected = handle.ready = False
+        if self.outcome is not None:
+            return
+        self.launcher.release(handle.name, final=False)
+        if handle.stopping:
+            handle.stopping = False
+            handle.stop_deadline = None
+            for record in list(handle.inflight):
+                self._finish(handle, record, WorkStageStatus.STOPPED)
+            self._set_status(handle, WorkStatus.now(WorkStageStatus.STOPPED, "stopped by the flow"))
+            return
+        reason = f"its process exited with code {code}" if code is not None else "its process ended"
+        if code is not None and code < 0:
+            try:
+                reason = f"its process was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                pass
+        for record in list(handle.inflight):
+            self._finish(handle, record, WorkStageStatus.FAILED)
+        self._set_status(handle, WorkStatus.now(WorkStageStatus.FAILED, reason, reason="process died"))
+        if handle.work.raise_exception:
+            self._fail_app(f"{short_name(handle.name)} failed: {reason}", handle.name)
+
+    def _set_status(self, handle: WorkHandle, status: WorkStatus) -> None:
+        object.__setattr__(handle.work, "_lit_status", status)
+        self.reporter.status(short_name(handle.name), status)
+        self.dirty = True
+
+    def _fail_app(self, message: str, work: Optional[str] = None, formatted: Optional[str] = None,
+                  exit_code: int = 1) -> None:
+        if self.outcome is None:
+            self.outcome = Outcome(exit_code, message, work, formatted)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        if context.orchestrator is not None:
+            raise LitError("an app is already running in this process")
+        context.orchestrator = self
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        previous = self._install_signals()
+        try:
+            self.adopt(self.app.root)
+            for handle in list(self.handles.values()):
+                if handle.work.start_with_flow:
+                    self._start(handle)
+            self._tick()
+            while self.outcome is None:
+                self._wait()
+                if self.outcome is None and self.dirty:
+                    self._tick()
+        finally:
+            context.orchestrator = None
+            self._shutdown()
+            self._restore_signals(previous)
+        assert self.outcome is not None
+        self.outcome.works = self.summary()
+        return self.outcome
+
+    def _wait(self) -> None:
+        now = time.monotonic()
+        deadline = now + self.heartbeat
+        for handle in self.handles.values():
+            if handle.stop_deadline is not None:
+                deadline = min(deadline, handle.stop_deadline)
+        wall = time.time()
+        for schedule in self.schedules:
+            deadline = min(deadline, now + max(0.0, schedule.next_fire - wall))
+        for key, _ in self.selector.select(max(0.0, deadline - now)):
+            if key.data is None:
+                self._on_signal()
+            else:
+                self._on_readable(key.data)
+            if self.outcome is not None:
+                return
+        now, wall = time.monotonic(), time.time()
+        for schedule in self.schedules:
+            if schedule.advance(wall):
+                self.dirty = True
+        for handle in list(self.handles.values()):
+            if handle.stop_deadline is not None and now >= handle.stop_deadline and handle.transport:
+                handle.transport.kill()  # it did not stop in time; the end of stream finishes the job
+                handle.stop_deadline = None
+            if handle.connected and now - handle.last_sent >= self.heartbeat:
+                self._write(handle, handle.peer.control("hb"))
+
+    def _tick(self) -> None:
+        self.dirty = False
+        self.new_calls = 0
+        self.ticks += 1
+        try:
+            self.app.root.run()
+        except context.TickInterrupt:
+            pass
+        except context.AppStop as stop:
+            self.outcome = Outcome(1 if stop.failed else 0, stop.message)
+            return
+        except Exception as exc:
+            self.outcome = Outcome(1, f"the flow failed: {type(exc).__name__}: {exc}", None, _flow_traceback(exc))
+            return
+        finally:
+            for schedule in self.schedules:
+                schedule.end_tick()
+        if self.outcome is None and self._quiescent():
+            failed = [h.name for h in self.handles.values() if h.work.has_failed]
+            if failed:
+                names = ", ".join(short_name(n) for n in failed)
+                self.outcome = Outcome(1, f"the app finished with failed works: {names}")
+            else:
+                self.outcome = Outcome(0, "")
+
+    def _quiescent(self) -> bool:
+        if self.new_calls or self.schedules or self.dirty:
+            return False
+        return not any(handle.inflight or handle.stopping for handle in self.handles.values())
+
+    # -- signals and the end ----------------------------------------------------------------------
+    def _install_signals(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        try:
+            previous[-1] = signal.set_wakeup_fd(self._wake_w)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self._on_signum)
+        except ValueError:
+            pass  # not the main thread: the caller handles signals
+        return previous
+
+    def _restore_signals(self, previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            if signum == -1:
+                signal.set_wakeup_fd(handler)
+            else:
+                signal.signal(signum, handler)
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+
+    def _on_signum(self, signum: int, frame: Any) -> None:
+        if self._signal is None:
+            self._signal = signum
+        else:
+            raise KeyboardInterrupt  # a second signal while shutting down: stop waiting
+
+    def _on_signal(self) -> None:
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        if self._signal is not None and self.outcome is None:
+            code = 130 if self._signal == signal.SIGINT else 143
+            name = "interrupted (Ctrl-C)" if code == 130 else "terminated (SIGTERM)"
+            self.outcome = Outcome(code, name, interrupted=True)
+
+    def _shutdown(self) -> None:
+        """End every agent: say bye, close the streams, wait briefly, kill what is left."""
+        live = [h for h in self.handles.values() if h.transport is not None]
+        for handle in live:
+            if handle.connected:
+                self._write(handle, handle.peer.send("bye"))
+            assert handle.transport is not None
+            handle.transport.close()
+        deadline = time.monotonic() + 3.0
+        for handle in live:
+            transport = handle.transport
+            assert transport is not None
+            if transport.wait(max(0.0, deadline - time.monotonic())) is None:
+                transport.kill()
+                transport.wait(1.0)
+            self._drain(handle)
+            try:
+                self.selector.unregister(transport.fileno())
+            except (KeyError, ValueError):
+                pass
+            handle.transport = None
+            if not handle.work.has_finished and handle.work.has_started:
+                stage = WorkStageStatus.STOPPED
+                object.__setattr__(handle.work, "_lit_status", WorkStatus.now(stage, "the app ended"))
+            self.launcher.release(handle.name, final=True)
+        for handle in self.handles.values():
+            if handle.log_file is not None:
+                handle.log_file.close()
+                handle.log_file = None
+        self.selector.close()
+
+    def _drain(self, handle: WorkHandle) -> None:
+        """Forward log lines still in flight from an ending agent."""
+        transport = handle.transport
+        assert transport is not None
+        try:
+            while True:
+                data = transport.read()
+                if not data:
+                    return
+                for frame in handle.peer.feed(data):
+                    if frame["t"] == "log":
+                        self._on_log(handle, frame.get("stream", "stdout"), frame.get("line", ""))
+        except (BlockingIOError, OSError, ProtocolError):
+            return
+
+    def summary(self) -> list[WorkSummary]:
+        out = []
+        for handle in sorted(self.handles.values(), key=lambda h: h.name):
+            work = handle.work
+            out.append(WorkSummary(short_name(work.name), work.cloud_compute.name, work.status.stage,
+                                   handle.finished_calls, handle.wall_time, work.status.message))
+        return out
+
+
+def _flow_traceback(exc: BaseException) -> str:
+    runtime_dir = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.dirname(os.path.abspath(f.filename)) != runtime_dir]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    return "".join(lines)
+
+
+__all__ = ["AppFailed", "Orchestrator", "Outcome", "Reporter", "WorkSummary"]

@@ -1,0 +1,129 @@
+"""List and Dict of components, as in Lightning's `L.structures`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .work import LightningWork
+
+
+def _check(item: Any) -> None:
+    from .flow import LightningFlow
+
+    if not isinstance(item, (LightningFlow, LightningWork)):
+        raise TypeError(f"structures hold LightningWork and LightningFlow items, got {item!r}")
+
+
+def _attach(item: Any, name: str) -> None:
+    from . import context
+    from .flow import _attach as attach
+
+    attach(item, name)
+    if context.orchestrator is not None:
+        context.orchestrator.adopt(item)
+
+
+class List:
+    """A list of works or flows; items are named `<parent>.<attr>.<index>`."""
+
+    def __init__(self, *items: Any) -> None:
+        self._lit_name = ""
+        self._items: list[Any] = []
+        for item in items:
+            self.append(item)
+
+    def append(self, item: Any) -> None:
+        _check(item)
+        self._items.append(item)
+        if self._lit_name:
+            _attach(item, f"{self._lit_name}.{len(self._items) - 1}")
+
+    def extend(self, items: Iterable[Any]) -> None:
+        for item in items:
+            self.append(item)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._items[index]
+
+    def __setitem__(self, index: int, item: Any) -> None:
+        _check(item)
+        self._items[index] = item
+        if self._lit_name:
+            _attach(item, f"{self._lit_name}.{index % len(self._items)}")
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._items))
+
+    def _lit_rename(self, name: str) -> None:
+        self._lit_name = name
+        for index, item in enumerate(self._items):
+            _attach(item, f"{name}.{index}")
+
+    def _lit_components(self) -> Iterator[Any]:
+        return iter(list(self._items))
+
+    def _lit_child(self, key: str) -> Any:
+        return self._items[int(key)]
+
+    def __repr__(self) -> str:
+        return f"List({self._items!r})"
+
+
+class Dict:
+    """A dict of works or flows with string keys; items are named `<parent>.<attr>.<key>`."""
+
+    def __init__(self, **items: Any) -> None:
+        self._lit_name = ""
+        self._items: dict[str, Any] = {}
+        for key, item in items.items():
+            self[key] = item
+
+    def __setitem__(self, key: str, item: Any) -> None:
+        if not isinstance(key, str) or not key or "." in key:
+            raise ValueError(f"structures.Dict keys must be non-empty strings without '.', got {key!r}")
+        _check(item)
+        self._items[key] = item
+        if self._lit_name:
+            _attach(item, f"{self._lit_name}.{key}")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._items))
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def values(self) -> list[Any]:
+        return list(self._items.values())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._items.items())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def _lit_rename(self, name: str) -> None:
+        self._lit_name = name
+        for key, item in self._items.items():
+            _attach(item, f"{name}.{key}")
+
+    def _lit_components(self) -> Iterator[Any]:
+        return iter(list(self._items.values()))
+
+    def _lit_child(self, key: str) -> Any:
+        return self._items[key]
+
+    def __repr__(self) -> str:
+        return f"Dict({self._items!r})"

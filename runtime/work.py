@@ -1,0 +1,249 @@
+"""LightningWork: a piece of the app that runs in its own process, on its own machine when asked."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Optional
+
+from . import codec, context
+from .compat import reject, warn_ignored
+from .compute import CloudCompute
+from .errors import BadInput, LitError, StateError
+from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
+
+codec.register_type("compute", CloudCompute, CloudCompute.to_dict, CloudCompute.from_dict)
+
+# The attribute names a work keeps for itself; users may not assign them as state.
+_RESERVED = frozenset({"name", "status", "run", "stop", "host", "port", "internal_ip", "url",
+                       "parallel", "cache_calls", "raise_exception", "cloud_compute", "start_with_flow"})
+
+
+class LightningWork:
+    """Override `run()`. Public attributes are state, shared with the flow both ways.
+
+    Arguments are Lightning's: `parallel` (the flow does not wait for `run()` to finish),
+    `cache_calls` (a call with arguments that already succeeded does not run again), `raise_exception`
+    (a failure ends the app), `cloud_compute` (the machine), `start_with_flow` (start the process, or
+    provision the machine, when the app starts rather than at the first call).
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LightningWork:
+        self = super().__new__(cls)
+        # Kept so that a work created inside a flow's run() can be re-created in its own process.
+        object.__setattr__(self, "_lit_init_args", (args, kwargs))
+        return self
+
+    def __init__(
+        self,
+        parallel: bool = False,
+        cache_calls: bool = True,
+        raise_exception: bool = True,
+        host: str = "127.0.0.1",
+        port: Optional[int] = None,
+        local_build_config: Any = None,
+        cloud_build_config: Any = None,
+        cloud_compute: Optional[CloudCompute] = None,
+        run_once: Optional[bool] = None,
+        start_with_flow: bool = True,
+    ) -> None:
+        if run_once is not None:
+            warn_ignored("LightningWork(run_once=...)", "it is the deprecated alias of cache_calls; use that")
+            cache_calls = bool(run_once)
+        if local_build_config is not None:
+            warn_ignored("LightningWork(local_build_config=...)", "works run in the environment lit runs in")
+        if cloud_build_config is not None:
+            warn_ignored("LightningWork(cloud_build_config=...)",
+                         "lit installs the app's requirements.txt on remote machines")
+        if cloud_compute is None:
+            cloud_compute = CloudCompute()
+        if not isinstance(cloud_compute, CloudCompute):
+            raise TypeError(f"cloud_compute must be a CloudCompute, got {cloud_compute!r}")
+        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+            raise ValueError(f"port must be an int in 1..65535, got {port!r}")
+        config = {
+            "_lit_parallel": bool(parallel),
+            "_lit_cache_calls": bool(cache_calls),
+            "_lit_raise_exception": bool(raise_exception),
+            "_lit_host": host,
+            "_lit_port": port,
+            "_lit_compute": cloud_compute,
+            "_lit_start_with_flow": bool(start_with_flow),
+            "_lit_name": "",
+            "_lit_status": WorkStatus(),
+            "_lit_internal_ip": "",
+            "_lit_executing": False,
+            "_lit_sink": None,
+            "_lit_handle": None,
+        }
+        for key, value in config.items():
+            object.__setattr__(self, key, value)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None and not getattr(run, "_lit_wrapped", False):
+            cls.run = _wrap_run(run)  # type: ignore[method-assign]
+        for hook in ("configure_layout",):
+            if hook in cls.__dict__:
+                raise reject(f"{cls.__name__}.{hook}()", "lit apps have no web UI; serve one from a work")
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must override run()")
+
+    def on_exit(self) -> None:
+        """Called in the work's process when the work is stopped. Override to clean up."""
+
+    # -- state ------------------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        if name in _RESERVED and not isinstance(getattr(type(self), name, None), property):
+            raise AttributeError(f"{name!r} is reserved by LightningWork; pick another attribute name")
+        if name in _RESERVED:
+            object.__setattr__(self, name, value)  # a property with a setter
+            return
+        if isinstance(value, LightningWork) or _is_flow(value):
+            raise StateError(f"{type(self).__name__}.{name}: a work cannot hold other components; "
+                             "attach works to a LightningFlow")
+        encoded = codec.encode(value, f"{type(self).__name__}.{name}")
+        object.__setattr__(self, name, value)
+        sink = self.__dict__.get("_lit_sink")
+        if sink is not None:
+            sink(name, encoded)
+
+    @property
+    def state_vars(self) -> dict[str, Any]:
+        """The public attributes (the work's state), as Python values."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return {"vars": codec.encode(self.state_vars, self.name or type(self).__name__),
+                "status": self.status.__dict__}
+
+    # -- identity and configuration ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._lit_name
+
+    @property
+    def cloud_compute(self) -> CloudCompute:
+        return self._lit_compute
+
+    @cloud_compute.setter
+    def cloud_compute(self, value: CloudCompute) -> None:
+        if not isinstance(value, CloudCompute):
+            raise TypeError(f"cloud_compute must be a CloudCompute, got {value!r}")
+        if self.has_started:
+            raise LitError(f"{self.name}: cloud_compute cannot change once the work has started")
+        object.__setattr__(self, "_lit_compute", value)
+
+    @property
+    def parallel(self) -> bool:
+        return self._lit_parallel
+
+    @property
+    def cache_calls(self) -> bool:
+        return self._lit_cache_calls
+
+    @property
+    def raise_exception(self) -> bool:
+        return self._lit_raise_exception
+
+    @property
+    def start_with_flow(self) -> bool:
+        return self._lit_start_with_flow
+
+    @property
+    def host(self) -> str:
+        """The address the work's server should bind (Lightning's meaning)."""
+        return self._lit_host
+
+    @property
+    def port(self) -> Optional[int]:
+        """The port the work's server should bind; lit picks a free one when the work starts."""
+        return self._lit_port
+
+    @property
+    def internal_ip(self) -> str:
+        """The address other works reach this work's machine at ("" until it started)."""
+        return self._lit_internal_ip
+
+    @property
+    def url(self) -> str:
+        if not self._lit_internal_ip or self._lit_port is None:
+            return ""
+        return f"http://{self._lit_internal_ip}:{self._lit_port}"
+
+    # -- status -----------------------------------------------------------------------------------
+    @property
+    def status(self) -> WorkStatus:
+        return self._lit_status
+
+    @property
+    def has_started(self) -> bool:
+        return self.status.stage != WorkStageStatus.NOT_STARTED
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status.stage == WorkStageStatus.PENDING
+
+    @property
+    def is_running(self) -> bool:
+        return self.status.stage == WorkStageStatus.RUNNING
+
+    @property
+    def has_succeeded(self) -> bool:
+        return self.status.stage == WorkStageStatus.SUCCEEDED
+
+    @property
+    def has_failed(self) -> bool:
+        return self.status.stage == WorkStageStatus.FAILED
+
+    @property
+    def has_stopped(self) -> bool:
+        return self.status.stage == WorkStageStatus.STOPPED
+
+    @property
+    def has_finished(self) -> bool:
+        return self.status.stage in FINAL_STAGES
+
+    def stop(self) -> None:
+        """Stop the work's process (and, on a cloud, its machine). Only the flow may call this."""
+        if self._lit_executing or context.agent_work is self:
+            raise LitError(f"{type(self).__name__}.stop() can only be called from the flow")
+        orchestrator = context.orchestrator
+        if orchestrator is None:
+            raise LitError(f"{type(self).__name__}.stop() was called outside a running app")
+        orchestrator.stop_work(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name or '(unattached)'} {self.status.stage}>"
+
+
+def _is_flow(value: Any) -> bool:
+    from .flow import LightningFlow
+
+    return isinstance(value, LightningFlow)
+
+
+def _wrap_run(run: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(run)
+    def wrapper(self: LightningWork, *args: Any, **kwargs: Any) -> Any:
+        if self._lit_executing:
+            return run(self, *args, **kwargs)
+        orchestrator = context.orchestrator
+        if orchestrator is None:
+            if context.agent_work is not None:
+                raise LitError(f"{type(self).__name__}.run() was called from inside another work; "
+                               "only the flow calls works")
+            raise BadInput(f"{type(self).__name__}.run() was called outside a running app: call it from a "
+                           "LightningFlow's run() and start the app with `lit run app.py`")
+        return orchestrator.call(self, args, kwargs)
+
+    wrapper._lit_wrapped = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+Work = LightningWork

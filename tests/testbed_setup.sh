@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install what the multi-host test bed (tests/testbed.py) needs, without
+# starting a system sshd on this machine.  Idempotent; run as root.
+#
+#   bash tests/testbed_setup.sh
+#
+# Installs: openssh-server, openssh-client, iproute2, procps, util-linux,
+# python3 (Debian's /usr/bin/python3: the fake hosts hide /root, so a pyenv
+# python under /root is not usable inside them).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "testbed_setup.sh: must run as root" >&2
+    exit 1
+fi
+
+need_install=0
+for f in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/ps \
+         /usr/bin/unshare /usr/bin/nsenter /usr/bin/python3; do
+    if [ ! -x "$f" ] && [ ! -x "/bin/${f##*/}" ] && [ ! -x "/sbin/${f##*/}" ]; then
+        need_install=1
+    fi
+done
+
+if [ "$need_install" = 1 ]; then
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        # Tell invoke-rc.d not to start any service during the install.
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    cleanup_policy() {
+        if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    }
+    trap cleanup_policy EXIT
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        openssh-server openssh-client iproute2 procps util-linux python3
+    cleanup_policy
+    trap - EXIT
+else
+    echo "testbed_setup.sh: everything already installed"
+fi
+
+# Make sure the install left no system sshd running in the root namespace.
+# Only the listener started from the package (its pidfile /run/sshd.pid) is
+# stopped; sshds of a test bed run with their own pidfiles and namespaces.
+if [ -f /run/sshd.pid ]; then
+    pid="$(cat /run/sshd.pid 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" = /usr/sbin/sshd ]; then
+        echo "testbed_setup.sh: stopping system sshd (pid $pid) started by the install"
+        kill "$pid" || true
+    fi
+    rm -f /run/sshd.pid
+fi
+# Keep it from starting at boot on machines with an init system.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+fi
+if command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/ssh ]; then
+    update-rc.d ssh disable >/dev/null 2>&1 || true
+fi
+echo "testbed_setup.sh: ok"

@@ -294,6 +294,11 @@ class Agent:
         if self.ending:
             return
         self.ending = True
+        if not power_off:
+            try:
+                self.drain_logs()  # what the work printed so far still reaches the terminal
+            except OSError:
+                pass
         if reason:
             try:
                 os.write(2, f"lit agent: {reason}; ending the work\n".encode())
@@ -303,7 +308,7 @@ class Agent:
         if power_off and self.poweroff:
             import subprocess
 
-            subprocess.run(self.poweroff, check=False)  # noqa: S603 - a command the provider handed us
+            subprocess.run(self.poweroff, check=False)
         os._exit(0)
 
 
@@ -373,7 +378,7 @@ def _kill_descendants() -> None:
 def _format_user_traceback(exc: BaseException) -> str:
     """The traceback without lit's own frames."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not os.path.dirname(os.path.abspath(f.filename)) == _RUNTIME_DIR]
+              if os.path.dirname(os.path.abspath(f.filename)) != _RUNTIME_DIR]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines.extend(traceback.format_exception_only(type(exc), exc))
     return "".join(lines)

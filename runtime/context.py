@@ -13,11 +13,11 @@ orchestrator: Optional[Orchestrator] = None
 agent_work: Optional[Any] = None
 
 
-class TickInterrupt(BaseException):  # noqa: N818 - control flow, not an error
+class TickInterrupt(BaseException):
     """Ends the current flow tick (a blocking call is not finished yet). Never seen by user code."""
 
 
-class AppStop(BaseException):  # noqa: N818
+class AppStop(BaseException):
     """flow.stop() / flow.fail() end the app."""
 
     def __init__(self, message: str, failed: bool) -> None:

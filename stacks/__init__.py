@@ -1,0 +1,1 @@
+"""Pulumi programs for lit clusters (Pulumi.yaml: main: stacks/). The AWS stack lands with the aws provider."""

@@ -191,7 +191,8 @@ class Orchestrator:
         if handle.transport is None:
             self._start(handle)
         delta = self._flow_delta(handle)
-        self._set_status(handle, WorkStatus.now(WorkStageStatus.PENDING))
+        if len(handle.inflight) == 1:  # otherwise it is still running an earlier call; this one queues
+            self._set_status(handle, WorkStatus.now(WorkStageStatus.PENDING))
         self._send(handle, "call", id=record.id, args=args, kwargs=kwargs, state=delta)
         return record
 
@@ -230,8 +231,6 @@ class Orchestrator:
         handle.remote_state = {}
         object.__setattr__(work, "_lit_internal_ip", launched.internal_ip)
         self.selector.register(launched.transport.fileno(), selectors.EVENT_READ, handle)
-        if not work.has_started:
-            self._set_status(handle, WorkStatus.now(WorkStageStatus.PENDING, "starting"))
         init_args = None
         try:
             init_args = codec.encode(list(work._lit_init_args))

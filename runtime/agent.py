@@ -29,15 +29,21 @@ _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class Agent:
-    def __init__(self, proto_in: int, proto_out: int, captured: list[tuple[int, str]]) -> None:
-        self.proto_in = proto_in
-        self.proto_out = proto_out
+    """Runs one work. `stdio`: the protocol is on the stdin/stdout it was started with, and the end of that
+    stream ends the work. `detached`: it listens on a unix socket and outlives any one connection (an SSH
+    session relays to it); it ends its work only after hearing nothing for the orphan timeout."""
+
+    def __init__(self, captured: list[tuple[int, str]], detached: bool = False,
+                 host_log: Optional[str] = None) -> None:
         self.captured = captured
+        self.detached = detached
         self.peer = Peer()
-        self.write_lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the peer and the current connection
         self.log_lock = threading.Lock()
+        self.out_fd: Optional[int] = None
         self.partial: dict[int, bytes] = {fd: b"" for fd, _ in captured}
         self.inbox: queue.Queue[Frame] = queue.Queue()
+        self.greeted = threading.Event()
         self.work: Any = None
         self.sent: dict[str, str] = {}  # attribute -> canonical JSON last sent to the orchestrator
         self.last_heard = time.monotonic()
@@ -46,57 +52,112 @@ class Agent:
         self.poweroff: Optional[list[str]] = None
         self.current_call: Optional[int] = None
         self.ending = False
+        self.host_log = open(host_log, "a", encoding="utf-8") if host_log else None  # noqa: SIM115
 
     # -- output -----------------------------------------------------------------------------------
     def send(self, type_: str, **fields: Any) -> None:
-        with self.write_lock:
+        with self.lock:
             self._write(self.peer.send(type_, **fields))
 
     def control(self, type_: str, **fields: Any) -> None:
-        with self.write_lock:
+        with self.lock:
             self._write(self.peer.control(type_, **fields))
 
     def _write(self, data: bytes) -> None:
+        """Write to the current connection (caller holds the lock). Without one, the peer keeps the frame."""
+        fd = self.out_fd
+        if fd is None:
+            return
         view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self.proto_out, view)
-            except BrokenPipeError:
-                self.end_tree("the orchestrator closed the channel")
-                return
-            view = view[written:]
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            self.out_fd = None
+            if not self.detached:
+                threading.Thread(target=self.end_tree, args=("the orchestrator closed the channel",)).start()
 
-    # -- threads ----------------------------------------------------------------------------------
-    def read_loop(self) -> None:
+    # -- connections ------------------------------------------------------------------------------
+    def connect(self, in_fd: int, out_fd: int) -> None:
+        """Serve one connection until it ends: say hello, then read frames."""
+        with self.lock:
+            self.out_fd = out_fd
+            self.peer.reset_stream()
+            self._write(self.peer.control("hello", proto=PROTOCOL_VERSION, received=self.peer.received_seq,
+                                          pid=os.getpid(), python=platform.python_version(),
+                                          host=socket.gethostname()))
+        self.read_loop(in_fd)
+
+    def read_loop(self, fd: int) -> None:
         """Frames from the orchestrator. Calls go to the main thread; control frames are handled here."""
         while True:
             try:
-                data = os.read(self.proto_in, 65536)
+                data = os.read(fd, 65536)
             except OSError:
                 data = b""
             if not data:
-                self.end_tree("the orchestrator closed the channel")
-                return
+                if not self.detached:
+                    self.end_tree("the orchestrator closed the channel")
+                return  # detached: the connection's thread forgets it; the orphan timer keeps running
             self.last_heard = time.monotonic()
             try:
-                frames = self.peer.feed(data)
+                with self.lock:
+                    frames = self.peer.feed(data)
             except ProtocolError as exc:
                 self.send("error", message=str(exc))
                 self.end_tree(str(exc))
                 return
             for frame in frames:
                 kind = frame["t"]
-                if kind == "stop":
+                if kind == "hello":
+                    try:
+                        check_hello(frame)
+                    except ProtocolError as exc:
+                        self.control("error", message=str(exc))
+                        self.end_tree(str(exc))
+                        return
+                    with self.lock:
+                        for replay in self.peer.replay_after(int(frame.get("received", 0))):
+                            self._write(replay)
+                    self.greeted.set()
+                elif kind == "stop":
                     self.stop()
                     return
-                if kind == "bye":
+                elif kind == "bye":
                     self.end_tree("")
                     return
-                if kind in ("hb", "ack"):
-                    continue
-                self.inbox.put(frame)
-            if self.peer.ack_due():
-                self.control("ack")
+                elif kind not in ("hb", "ack"):
+                    self.inbox.put(frame)
+            with self.lock:
+                if self.peer.ack_due():
+                    self._write(self.peer.control("ack"))
+
+    def accept_loop(self, server: socket.socket) -> None:
+        """Detached mode: each new connection replaces the previous one (the orchestrator reconnected)."""
+        while True:
+            conn, _ = server.accept()
+            fd = conn.detach()
+            with self.lock:
+                old = self.out_fd
+                self.out_fd = None
+            if old is not None:
+                try:
+                    socket.socket(fileno=os.dup(old)).shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            threading.Thread(target=self._serve_connection, args=(fd,), daemon=True).start()
+
+    def _serve_connection(self, fd: int) -> None:
+        try:
+            self.connect(fd, fd)
+        finally:
+            with self.lock:
+                if self.out_fd == fd:
+                    self.out_fd = None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def log_loop(self) -> None:
         selector = selectors.DefaultSelector()
@@ -125,7 +186,7 @@ class Agent:
             rest = b""
         self.partial[fd] = rest
         for line in lines:
-            self.send("log", stream=stream, line=line.decode("utf-8", errors="replace"))
+            self.emit_log(stream, line)
         return True
 
     def drain_logs(self) -> None:
@@ -150,7 +211,14 @@ class Agent:
                 if lines and not lines[-1]:
                     lines.pop()
                 for line in lines:
-                    self.send("log", stream=stream, line=line.decode("utf-8", errors="replace"))
+                    self.emit_log(stream, line)
+
+    def emit_log(self, stream: str, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace")
+        if self.host_log is not None:
+            self.host_log.write(line + "\n")
+            self.host_log.flush()
+        self.send("log", stream=stream, line=line)
 
     def heartbeat_loop(self) -> None:
         while True:
@@ -164,16 +232,7 @@ class Agent:
 
     # -- the work ---------------------------------------------------------------------------------
     def serve(self) -> int:
-        self.send("hello", proto=PROTOCOL_VERSION, pid=os.getpid(), python=platform.python_version(),
-                  host=socket.gethostname())
-        threading.Thread(target=self.read_loop, name="lit-agent-read", daemon=True).start()
         threading.Thread(target=self.log_loop, name="lit-agent-log", daemon=True).start()
-        hello = self.inbox.get()
-        try:
-            check_hello(hello)
-        except ProtocolError as exc:
-            self.send("error", message=str(exc))
-            self.end_tree(str(exc))
         init = self.inbox.get()
         try:
             self.setup(init)
@@ -384,9 +443,8 @@ def _format_user_traceback(exc: BaseException) -> str:
     return "".join(lines)
 
 
-def main() -> int:
-    # The protocol keeps the original stdin/stdout; fds 0, 1, 2 are rewired for the user's code.
-    proto_in, proto_out = os.dup(0), os.dup(1)
+def _capture_output() -> list[tuple[int, str]]:
+    """Point fds 0, 1, 2 away from the protocol: stdin at /dev/null, stdout and stderr into pipes we read."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -402,8 +460,93 @@ def main() -> int:
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                   errors="replace", line_buffering=True)
     os.environ["PYTHONUNBUFFERED"] = "1"  # child Python processes print live too
-    agent = Agent(proto_in, proto_out, captured)
+    return captured
+
+
+def run_stdio() -> int:
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    agent = Agent(_capture_output())
+    threading.Thread(target=agent.connect, args=(proto_in, proto_out), name="lit-agent-read",
+                     daemon=True).start()
     return agent.serve()
+
+
+def run_detached(socket_path: str, host_log: Optional[str]) -> int:
+    """Detach from the caller's session, listen on `socket_path`, print "ready PID" once listening."""
+    ready_r, ready_w = os.pipe()
+    if os.fork() > 0:
+        os.close(ready_w)
+        message = os.read(ready_r, 200).decode().strip()
+        print(message or "failed: the agent did not start (see its log)")
+        return 0 if message.startswith("ready") else 1
+    os.close(ready_r)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    try:
+        directory = os.path.dirname(socket_path)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(socket_path)
+        os.chmod(socket_path, 0o600)
+        server.listen(4)
+    except OSError as exc:
+        os.write(ready_w, f"failed: cannot listen on {socket_path}: {exc}".encode())
+        os._exit(1)
+    agent = Agent(_capture_output(), detached=True, host_log=host_log)
+    os.write(ready_w, f"ready {os.getpid()}".encode())
+    os.close(ready_w)
+    threading.Thread(target=agent.accept_loop, args=(server,), name="lit-agent-accept", daemon=True).start()
+    threading.Thread(target=agent.heartbeat_loop, name="lit-agent-hb", daemon=True).start()
+    return agent.serve()
+
+
+def run_attach(socket_path: str) -> int:
+    """Relay this process's stdin/stdout to a detached agent's socket (an SSH session runs this)."""
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(socket_path)
+    except OSError as exc:
+        sys.stderr.write(f"lit agent: no agent at {socket_path}: {exc}\n")
+        return 4
+    selector = selectors.DefaultSelector()
+    selector.register(0, selectors.EVENT_READ, "in")
+    selector.register(client, selectors.EVENT_READ, "sock")
+    while True:
+        for key, _ in selector.select():
+            if key.data == "in":
+                data = os.read(0, 65536)
+                if not data:
+                    return 0
+                client.sendall(data)
+            else:
+                data = client.recv(65536)
+                if not data:
+                    return 0
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(1, view):]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lit.runtime.agent", description=__doc__)
+    sub = parser.add_subparsers(dest="mode")
+    sub.add_parser("stdio", help="the protocol on stdin/stdout (the default)")
+    detached = sub.add_parser("detached", help="detach and listen on a unix socket")
+    detached.add_argument("--socket", required=True)
+    detached.add_argument("--log", default=None, help="also keep the work's output in this file")
+    attach = sub.add_parser("attach", help="relay stdin/stdout to a detached agent")
+    attach.add_argument("--socket", required=True)
+    args = parser.parse_args(argv)
+    if args.mode == "detached":
+        return run_detached(args.socket, args.log)
+    if args.mode == "attach":
+        return run_attach(args.socket)
+    return run_stdio()
 
 
 if __name__ == "__main__":

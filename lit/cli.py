@@ -46,6 +46,11 @@ class TerminalReporter:
         out.write(self._prefix(work) + line + "\n")
         out.flush()
 
+    def progress(self, work: str, step: str) -> None:
+        text = f"\x1b[2m{step}\x1b[0m" if self.color else step
+        sys.stderr.write(f"{self._prefix(work)}{text}\n")
+        sys.stderr.flush()
+
     def status(self, work: str, status: WorkStatus) -> None:
         if status.stage in ("failed", "stopped") and status.message:
             sys.stderr.write(f"{self._prefix(work)}{status.stage}: {status.message}\n")

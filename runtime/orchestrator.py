@@ -13,7 +13,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Optional, Protocol
+from typing import IO, Any, Callable, Optional, Protocol
 
 from . import codec, context
 from .app import LightningApp
@@ -22,7 +22,7 @@ from .flow import LightningFlow
 from .protocol import PROTOCOL_VERSION, Peer, check_hello
 from .schedule import Schedule
 from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
-from .transport import AgentSpec, Launcher, LocalLauncher, Transport, free_port, short_name
+from .transport import AgentSpec, Launcher, LocalLauncher, Placement, Transport, free_port, short_name
 from .work import LightningWork
 
 HEARTBEAT_SECONDS = 10.0
@@ -37,8 +37,15 @@ class Reporter(Protocol):
 
     def status(self, work: str, status: WorkStatus) -> None: ...
 
+    def progress(self, work: str, step: str) -> None:
+        """A step in preparing the work's machine (connecting, shipping code, agent up)."""
+        ...
+
 
 class NullReporter:
+    def progress(self, work: str, step: str) -> None:
+        return None
+
     def log(self, work: str, stream: str, line: str) -> None:
         return None
 
@@ -95,6 +102,8 @@ class WorkHandle:
         self.log_file: Optional[IO[str]] = None
         self.stop_deadline: Optional[float] = None
         self.last_sent = 0.0
+        self.placement: Optional[Callable[[], Placement]] = None
+        self.init_seq: Optional[int] = None
 
     @property
     def name(self) -> str:
@@ -123,8 +132,9 @@ class Orchestrator:
         self.reporter: Reporter = reporter or NullReporter()
         self.launcher: Launcher = launcher or LocalLauncher()
         self.env = dict(env or {})
-        self.heartbeat = heartbeat
         self.orphan_timeout = orphan_timeout
+        # Heartbeats several times per orphan timeout, so one lost beat never orphans a work.
+        self.heartbeat = min(heartbeat, orphan_timeout / 4)
         self.handles: dict[int, WorkHandle] = {}
         self.schedules: list[Schedule] = []
         self.selector = selectors.DefaultSelector()
@@ -226,29 +236,37 @@ class Orchestrator:
             object.__setattr__(work, "_lit_port", free_port())
         launched = self.launcher.launch(spec, self.app_file)
         handle.transport = launched.transport
+        handle.placement = launched.placement
         handle.connected = handle.ready = handle.stopping = False
         handle.peer = Peer()
         handle.remote_state = {}
-        object.__setattr__(work, "_lit_internal_ip", launched.internal_ip)
+        # The init frame goes first; its contents are known once the machine is placed (see _send_init).
+        handle.init_seq = handle.peer.reserve()
         self.selector.register(launched.transport.fileno(), selectors.EVENT_READ, handle)
-        init_args = None
-        try:
-            init_args = codec.encode(list(work._lit_init_args))
-        except StateError:
-            pass
-        cls = type(work)
-        # The init frame is queued in the peer; it goes out (with anything after it) once the agent says hello.
-        handle.peer.send(
-            "init", app=launched.app_file, work=work.name, workdir=launched.workdir,
-            cls=f"{cls.__module__}:{cls.__qualname__}", init=init_args, env=self.env,
-            port=work.port, internal_ip=launched.internal_ip, heartbeat=self.heartbeat,
-            orphan_timeout=self.orphan_timeout, **launched.extra_init,
-        )
         short = short_name(work.name)
         if handle.log_file is None:
             log_dir = self.run_dir / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
             handle.log_file = open(log_dir / f"{short}.log", "a", encoding="utf-8")  # noqa: SIM115
+
+    def _send_init(self, handle: WorkHandle) -> None:
+        work = handle.work
+        assert handle.placement is not None and handle.init_seq is not None
+        placement = handle.placement()
+        object.__setattr__(work, "_lit_internal_ip", placement.internal_ip)
+        init_args = None
+        try:
+            init_args = codec.encode(list(work._lit_init_args))
+        except StateError:
+            pass  # a static work is found by its path; only works made in run() need their arguments
+        cls = type(work)
+        handle.peer.fill(
+            handle.init_seq, "init", app=placement.app_file, work=work.name, workdir=placement.workdir,
+            cls=f"{cls.__module__}:{cls.__qualname__}", init=init_args, env=self.env,
+            port=work.port, internal_ip=placement.internal_ip, heartbeat=self.heartbeat,
+            orphan_timeout=self.orphan_timeout, **placement.extra_init,
+        )
+        handle.init_seq = None
 
     def _send(self, handle: WorkHandle, type_: str, **fields: Any) -> None:
         data = handle.peer.send(type_, **fields)
@@ -301,12 +319,20 @@ class Orchestrator:
                 self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=3)
                 return
             handle.connected = True
+            if handle.init_seq is not None:
+                self._send_init(handle)
             self._write(handle, handle.peer.control("hello", proto=PROTOCOL_VERSION,
                                                     received=handle.peer.received_seq))
             for data in handle.peer.replay_after(int(frame.get("received", 0))):
                 self._write(handle, data)
         elif kind == "ready":
             handle.ready = True
+        elif kind == "progress":
+            # From the launcher (placing the machine, shipping code): shown, and kept in a pending status.
+            step = str(frame.get("step", ""))
+            self.reporter.progress(short_name(handle.name), step)
+            if handle.work.is_pending or not handle.work.has_started:
+                object.__setattr__(handle.work, "_lit_status", WorkStatus.now(handle.work.status.stage, step))
         elif kind == "error":
             message = frame.get("message", "the agent failed")
             self._fail_app(f"{short_name(handle.name)} could not start: {message}", handle.name,
@@ -368,6 +394,7 @@ class Orchestrator:
         if code is None:
             transport.kill()
             code = transport.wait(2.0)
+        failure = transport.failure()
         transport.close()
         handle.transport = None
         handle.connected = handle.ready = False
@@ -387,11 +414,15 @@ class Orchestrator:
                 reason = f"its process was killed by {signal.Signals(-code).name}"
             except ValueError:
                 pass
+        exit_code = 1
+        if failure is not None:
+            reason = str(failure)
+            exit_code = getattr(failure, "exit_code", 1)
         for record in list(handle.inflight):
             self._finish(handle, record, WorkStageStatus.FAILED)
         self._set_status(handle, WorkStatus.now(WorkStageStatus.FAILED, reason, reason="process died"))
-        if handle.work.raise_exception:
-            self._fail_app(f"{short_name(handle.name)} failed: {reason}", handle.name)
+        if handle.work.raise_exception or exit_code != 1:
+            self._fail_app(f"{short_name(handle.name)} failed: {reason}", handle.name, exit_code=exit_code)
 
     def _set_status(self, handle: WorkHandle, status: WorkStatus) -> None:
         object.__setattr__(handle.work, "_lit_status", status)

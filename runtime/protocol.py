@@ -56,6 +56,23 @@ class Peer:
         self._since_ack = 0
         return data
 
+    def reserve(self) -> int:
+        """Take the next sequence number now and fill in its frame later (fill), e.g. an init frame whose
+        contents are known only once the agent's machine is placed. Nothing is replayed until filled."""
+        self.sent_seq += 1
+        self._unacked.append((self.sent_seq, b""))
+        return self.sent_seq
+
+    def fill(self, seq: int, type_: str, **fields: Any) -> None:
+        fields["t"] = type_
+        fields["s"] = seq
+        fields["a"] = self.received_seq
+        for index, (s, _) in enumerate(self._unacked):
+            if s == seq:
+                self._unacked[index] = (seq, _encode(fields))
+                return
+        raise ValueError(f"frame {seq} is not reserved")
+
     def control(self, type_: str, **fields: Any) -> bytes:
         fields["t"] = type_
         fields["a"] = self.received_seq

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from .compute import CloudCompute
 
@@ -34,6 +34,10 @@ class Transport(Protocol):
         """The agent's exit code once it has ended, or None if still running after `timeout`."""
         ...
 
+    def failure(self) -> Optional[Exception]:
+        """Why the stream ended, when the launcher knows better than an exit code (an unreachable host)."""
+        ...
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -46,12 +50,20 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
-class Launched:
-    transport: Transport
+class Placement:
+    """Where a work's agent runs: known once its machine is placed (at the latest when the agent says hello)."""
+
     internal_ip: str
     workdir: str
     app_file: str
+    machine: str = "local"
     extra_init: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Launched:
+    transport: Transport
+    placement: Callable[[], Placement]
 
 
 class Launcher(Protocol):
@@ -103,6 +115,9 @@ class ProcessTransport:
             self.proc.stdout.close()
         return code
 
+    def failure(self) -> Optional[Exception]:
+        return None
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -130,7 +145,8 @@ class LocalLauncher:
                 cwd=workdir, env=env, bufsize=0,
                 start_new_session=True,  # Ctrl-C reaches lit only; lit ends the works itself
             )
-        return Launched(ProcessTransport(proc), "127.0.0.1", str(workdir), str(app_file))
+        placement = Placement("127.0.0.1", str(workdir), str(app_file))
+        return Launched(ProcessTransport(proc), lambda: placement)
 
     def release(self, work_name: str, final: bool) -> None:
         return None

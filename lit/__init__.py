@@ -14,8 +14,9 @@ from lit.runtime.flow import Flow, LightningFlow
 from lit.runtime.status import WorkStageStatus, WorkStatus
 from lit.runtime.work import LightningWork, Work
 
-from . import structures
+from . import frontend, storage, structures
 from .compat_build import BuildConfig
+from .frontend import LightningPlugin
 
 __version__ = "0.1.0"
 
@@ -27,11 +28,14 @@ __all__ = [
     "Flow",
     "LightningApp",
     "LightningFlow",
+    "LightningPlugin",
     "LightningWork",
     "LitError",
     "Work",
     "WorkStageStatus",
     "WorkStatus",
     "__version__",
+    "frontend",
+    "storage",
     "structures",
 ]

@@ -21,5 +21,18 @@ def _missing(name: str) -> type:
 Path = _missing("Path")
 Drive = _missing("Drive")
 Payload = _missing("Payload")
+FileSystem = _missing("FileSystem")
 
-__all__ = ["Drive", "Path", "Payload"]
+
+class Mount:
+    """Lightning's S3 mount for CloudCompute(mounts=...): accepted and inert (with a one-time warning)."""
+
+    def __init__(self, source: str = "", mount_path: str = "") -> None:
+        from lit.runtime.compat import warn_ignored
+
+        warn_ignored("L.storage.Mount", "lit does not mount buckets; read them from the work")
+        self.source = source
+        self.mount_path = mount_path
+
+
+__all__ = ["Drive", "FileSystem", "Mount", "Path", "Payload"]

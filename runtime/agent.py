@@ -277,13 +277,14 @@ class Agent:
         object.__setattr__(work, "_lit_internal_ip", init.get("internal_ip", ""))
         self.work = work
         context.agent_work = work
-        for name, value in work.state_vars.items():
+        for name, value in work._lit_vars().items():
             try:
                 self.sent[name] = codec.dumps(codec.encode(value))
             except LitError:
                 pass
         object.__setattr__(work, "_lit_sink", self.on_state)
         self.send("ready", pid=os.getpid())
+        work.on_start()
 
     def on_state(self, name: str, encoded: Any) -> None:
         text = codec.dumps(encoded)
@@ -326,7 +327,7 @@ class Agent:
     def flush_state(self) -> None:
         """Send attributes changed in place (list.append, dict[k] = v) since they were last sent."""
         changed = {}
-        for name, value in self.work.state_vars.items():
+        for name, value in self.work._lit_vars().items():
             try:
                 encoded = codec.encode(value, f"{type(self.work).__name__}.{name}")
             except LitError:

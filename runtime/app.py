@@ -49,6 +49,12 @@ class LightningApp:
         _attach(root, "root")
         created.append(self)
 
+    def get_component_by_name(self, name: str) -> Any:
+        component = self.find(name)
+        if component is None:
+            raise ValueError(f"no component named {name!r} in the app")
+        return component
+
     def find(self, path: str) -> Optional[Any]:
         """The component at `path` in the tree ("root.work_A", "root.trials.3"), or None."""
         parts = path.split(".")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Optional, Union
 
 from . import codec, context
-from .compat import reject
+from .compat import reject, warn_ignored
 from .errors import LitError
 from .work import LightningWork
 
@@ -32,6 +32,10 @@ class LightningFlow:
         ):
             if hook in cls.__dict__:
                 raise reject(f"{cls.__name__}.{hook}()", instead)
+        if "ready" in cls.__dict__:
+            warn_ignored(f"{cls.__name__}.ready", "lit has no UI to gate on readiness")
+        if "load_state_dict" in cls.__dict__:
+            warn_ignored(f"{cls.__name__}.load_state_dict()", "lit does not restore apps from checkpoints")
 
     def run(self, *args: Any, **kwargs: Any) -> None:
         """Orchestrate: call works, read their state, decide what runs next."""
@@ -41,8 +45,11 @@ class LightningFlow:
         if name.startswith("_"):
             object.__setattr__(self, name, value)
             return
-        if name in ("name", "flows"):
+        if name in ("name", "flows", "state", "state_vars", "ready"):
             raise AttributeError(f"{name!r} is reserved by LightningFlow; pick another attribute name")
+        if name == "lightningignore":
+            warn_ignored("lightningignore", "lit ships the app folder minus .gitignore and .litignore matches")
+            return
         children = self.__dict__.get("_lit_children")
         if children is None:
             raise LitError(f"{type(self).__name__}.__init__ must call super().__init__() before setting "
@@ -66,10 +73,47 @@ class LightningFlow:
     def name(self) -> str:
         return self._lit_name
 
-    @property
-    def state_vars(self) -> dict[str, Any]:
+    def _lit_vars(self) -> dict[str, Any]:
         children = self._lit_children
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k not in children}
+
+    @property
+    def state_vars(self) -> dict[str, Any]:
+        """Lightning's shape: this flow's vars, and those of its child flows, works and structures."""
+        from .structures import Dict, List
+
+        out: dict[str, Any] = {"vars": codec.encode(self._lit_vars(), self.name), "flows": {}, "works": {},
+                               "structures": {}}
+        for attr, child in self._lit_children.items():
+            if isinstance(child, LightningFlow):
+                out["flows"][attr] = child.state_vars
+            elif isinstance(child, LightningWork):
+                out["works"][attr] = child.state_vars
+            elif isinstance(child, (List, Dict)):
+                out["structures"][attr] = {str(k): c.state_vars for k, c in child._lit_named()}
+        return out
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.state_vars
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    @property
+    def lightningignore(self) -> tuple[str, ...]:
+        return ()
+
+    def stop_works(self, works: list[LightningWork]) -> None:
+        for work in works:
+            work.stop()
+
+    def set_state(self, state: Any, recurse: bool = True) -> None:
+        raise reject("LightningFlow.set_state()", "assign attributes instead")
+
+    def experimental_iterate(self, iterable: Any, run_once: bool = True, user_key: str = "") -> Any:
+        raise reject("LightningFlow.experimental_iterate()", "iterate directly, keeping progress in state")
 
     @property
     def flows(self) -> dict[str, LightningFlow]:

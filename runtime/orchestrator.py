@@ -210,7 +210,7 @@ class Orchestrator:
         """What the flow changed on the work since its process last saw it (all of it, the first time)."""
         delta = {}
         work = handle.work
-        for name, value in work.state_vars.items():
+        for name, value in work._lit_vars().items():
             encoded = codec.encode(value, f"{work.name}.{name}")
             text = codec.dumps(encoded)
             if handle.remote_state.get(name) != text:
@@ -372,6 +372,8 @@ class Orchestrator:
             return
         if record is not None:
             self._finish(handle, record, stage)
+        if stage == WorkStageStatus.SUCCEEDED:
+            object.__setattr__(handle.work, "_lit_successes", handle.work.num_successes + 1)
         message = frame.get("message")
         self._set_status(handle, WorkStatus.now(stage, message, reason=None if stage != "failed" else "error"))
         if stage == WorkStageStatus.FAILED and handle.work.raise_exception:

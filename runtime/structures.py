@@ -69,6 +69,17 @@ class List:
     def _lit_child(self, key: str) -> Any:
         return self._items[int(key)]
 
+    def _lit_named(self) -> list[tuple[str, Any]]:
+        return [(str(i), item) for i, item in enumerate(self._items)]
+
+    @property
+    def works(self) -> list[Any]:
+        return [item for item in self._items if isinstance(item, LightningWork)]
+
+    @property
+    def flows(self) -> dict[str, Any]:
+        return {item.name: item for item in self._items if not isinstance(item, LightningWork)}
+
     def __repr__(self) -> str:
         return f"List({self._items!r})"
 
@@ -124,6 +135,17 @@ class Dict:
 
     def _lit_child(self, key: str) -> Any:
         return self._items[key]
+
+    def _lit_named(self) -> list[tuple[str, Any]]:
+        return list(self._items.items())
+
+    @property
+    def works(self) -> list[Any]:
+        return [item for item in self._items.values() if isinstance(item, LightningWork)]
+
+    @property
+    def flows(self) -> dict[str, Any]:
+        return {item.name: item for item in self._items.values() if not isinstance(item, LightningWork)}
 
     def __repr__(self) -> str:
         return f"Dict({self._items!r})"

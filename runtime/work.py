@@ -14,8 +14,9 @@ from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
 codec.register_type("compute", CloudCompute, CloudCompute.to_dict, CloudCompute.from_dict)
 
 # The attribute names a work keeps for itself; users may not assign them as state.
-_RESERVED = frozenset({"name", "status", "run", "stop", "host", "port", "internal_ip", "url",
-                       "parallel", "cache_calls", "raise_exception", "cloud_compute", "start_with_flow"})
+_RESERVED = frozenset({"name", "status", "statuses", "run", "stop", "host", "port", "internal_ip", "public_ip",
+                       "url", "parallel", "cache_calls", "raise_exception", "cloud_compute", "start_with_flow",
+                       "display_name", "lightningignore"})
 
 
 class LightningWork:
@@ -74,6 +75,9 @@ class LightningWork:
             "_lit_executing": False,
             "_lit_sink": None,
             "_lit_handle": None,
+            "_lit_display_name": "",
+            "_lit_public_ip": "",
+            "_lit_successes": 0,
         }
         for key, value in config.items():
             object.__setattr__(self, key, value)
@@ -83,24 +87,39 @@ class LightningWork:
         run = cls.__dict__.get("run")
         if run is not None and not getattr(run, "_lit_wrapped", False):
             cls.run = _wrap_run(run)  # type: ignore[method-assign]
-        for hook in ("configure_layout",):
+        for hook, instead in (
+            ("configure_layout", "lit apps have no web UI; serve one from a work (work.url)"),
+            ("on_exception", "a work's exception fails it; use raise_exception=False and read work.status "
+                             "in the flow, or catch inside run()"),
+        ):
             if hook in cls.__dict__:
-                raise reject(f"{cls.__name__}.{hook}()", "lit apps have no web UI; serve one from a work")
+                raise reject(f"{cls.__name__}.{hook}()", instead)
 
     def run(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} must override run()")
 
+    def on_start(self) -> None:
+        """Called in the work's process once it is up, before its first call. Override to set up."""
+
     def on_exit(self) -> None:
         """Called in the work's process when the work is stopped. Override to clean up."""
+
+    def start(self) -> None:
+        raise reject("LightningWork.start()", "use start_with_flow=True, or the work starts at its first run() call")
+
+    def delete(self) -> None:
+        """Stop the work and free its machine (lit keeps no per-work storage to delete)."""
+        self.stop()
 
     # -- state ------------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):
             object.__setattr__(self, name, value)
             return
-        if name in _RESERVED and not isinstance(getattr(type(self), name, None), property):
-            raise AttributeError(f"{name!r} is reserved by LightningWork; pick another attribute name")
         if name in _RESERVED:
+            attr = getattr(type(self), name, None)
+            if not isinstance(attr, property) or attr.fset is None:
+                raise AttributeError(f"{name!r} is reserved by LightningWork; pick another attribute name")
             object.__setattr__(self, name, value)  # a property with a setter
             return
         if isinstance(value, LightningWork) or _is_flow(value):
@@ -112,15 +131,34 @@ class LightningWork:
         if sink is not None:
             sink(name, encoded)
 
-    @property
-    def state_vars(self) -> dict[str, Any]:
+    def _lit_vars(self) -> dict[str, Any]:
         """The public attributes (the work's state), as Python values."""
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     @property
+    def state_vars(self) -> dict[str, Any]:
+        """Lightning's shape: {"vars": {...}} (JSON-ready)."""
+        return {"vars": codec.encode(self._lit_vars(), self.name or type(self).__name__)}
+
+    @property
     def state(self) -> dict[str, Any]:
-        return {"vars": codec.encode(self.state_vars, self.name or type(self).__name__),
-                "status": self.status.__dict__}
+        return {**self.state_vars, "status": dict(self.status.__dict__)}
+
+    @property
+    def display_name(self) -> str:
+        return self._lit_display_name or self.name
+
+    @display_name.setter
+    def display_name(self, value: str) -> None:
+        object.__setattr__(self, "_lit_display_name", str(value))
+
+    @property
+    def lightningignore(self) -> tuple[str, ...]:
+        return ()
+
+    @lightningignore.setter
+    def lightningignore(self, value: Any) -> None:
+        warn_ignored("lightningignore", "lit ships the app folder minus .gitignore and .litignore matches")
 
     # -- identity and configuration ---------------------------------------------------------------
     @property
@@ -171,6 +209,11 @@ class LightningWork:
         return self._lit_internal_ip
 
     @property
+    def public_ip(self) -> str:
+        """The machine's public address where it has one lit may use ("" locally and on private clusters)."""
+        return self._lit_public_ip
+
+    @property
     def url(self) -> str:
         if not self._lit_internal_ip or self._lit_port is None:
             return ""
@@ -180,6 +223,22 @@ class LightningWork:
     @property
     def status(self) -> WorkStatus:
         return self._lit_status
+
+    @property
+    def statuses(self) -> list[WorkStatus]:
+        return [self.status] if self.has_started else []
+
+    @property
+    def has_timeout(self) -> bool:
+        return self.has_failed and self.status.reason == "timeout"
+
+    @property
+    def num_timeouts(self) -> int:
+        return 0
+
+    @property
+    def num_successes(self) -> int:
+        return self._lit_successes
 
     @property
     def has_started(self) -> bool:

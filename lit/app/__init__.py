@@ -5,10 +5,11 @@ from lit import (
     CloudCompute,
     LightningApp,
     LightningFlow,
+    LightningPlugin,
     LightningWork,
     structures,
 )
-from lit.app import storage
+from lit.app import frontend, storage
 
-__all__ = ["BuildConfig", "CloudCompute", "LightningApp", "LightningFlow", "LightningWork", "storage",
-           "structures"]
+__all__ = ["BuildConfig", "CloudCompute", "LightningApp", "LightningFlow", "LightningPlugin", "LightningWork",
+           "frontend", "storage", "structures"]

@@ -1,5 +1,5 @@
 """`lit.app.storage` (as `lightning.app.storage`)."""
 
-from lit.storage import Drive, Path, Payload
+from lit.storage import Drive, FileSystem, Mount, Path, Payload
 
-__all__ = ["Drive", "Path", "Payload"]
+__all__ = ["Drive", "FileSystem", "Mount", "Path", "Payload"]

@@ -53,6 +53,7 @@ class Agent:
         self.current_call: Optional[int] = None
         self.ending = False
         self.host_log = open(host_log, "a", encoding="utf-8") if host_log else None  # noqa: SIM115
+        self.cleanup: list[str] = []  # files and lease folders this agent removes as it ends
 
     # -- output -----------------------------------------------------------------------------------
     def send(self, type_: str, **fields: Any) -> None:
@@ -79,16 +80,20 @@ class Agent:
 
     # -- connections ------------------------------------------------------------------------------
     def connect(self, in_fd: int, out_fd: int) -> None:
-        """Serve one connection until it ends: say hello, then read frames."""
+        """Serve one connection until it ends. Say hello on it; frames go out on it only after the
+        orchestrator's hello, replayed from where it got to, so the stream stays in sequence."""
+        hello = self.peer.control("hello", proto=PROTOCOL_VERSION, received=self.peer.received_seq,
+                                  pid=os.getpid(), python=platform.python_version(), host=socket.gethostname())
         with self.lock:
-            self.out_fd = out_fd
+            self.out_fd = None
             self.peer.reset_stream()
-            self._write(self.peer.control("hello", proto=PROTOCOL_VERSION, received=self.peer.received_seq,
-                                          pid=os.getpid(), python=platform.python_version(),
-                                          host=socket.gethostname()))
-        self.read_loop(in_fd)
+            try:
+                _write_all(out_fd, hello)
+            except OSError:
+                return
+        self.read_loop(in_fd, out_fd)
 
-    def read_loop(self, fd: int) -> None:
+    def read_loop(self, fd: int, out_fd: int) -> None:
         """Frames from the orchestrator. Calls go to the main thread; control frames are handled here."""
         while True:
             try:
@@ -117,6 +122,7 @@ class Agent:
                         self.end_tree(str(exc))
                         return
                     with self.lock:
+                        self.out_fd = out_fd
                         for replay in self.peer.replay_after(int(frame.get("received", 0))):
                             self._write(replay)
                     self.greeted.set()
@@ -253,6 +259,11 @@ class Agent:
         self.heartbeat = float(init.get("heartbeat", self.heartbeat))
         self.orphan_timeout = float(init.get("orphan_timeout", self.orphan_timeout))
         self.poweroff = init.get("poweroff")
+        for lease in init.get("leases") or []:
+            # GPU leases are folders on the host; our PID in them tells other runs the lease is alive.
+            with open(os.path.join(lease, "pid"), "w") as fh:
+                fh.write(str(os.getpid()))
+            self.cleanup.append(lease)
         os.environ.update(init.get("env") or {})
         workdir = init["workdir"]
         os.makedirs(workdir, exist_ok=True)
@@ -365,11 +376,31 @@ class Agent:
             except OSError:
                 pass
         _kill_descendants()
+        for path in self.cleanup:
+            if os.path.isdir(path):
+                import shutil
+
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                _unlink(path)
         if power_off and self.poweroff:
             import subprocess
 
             subprocess.run(self.poweroff, check=False)
         os._exit(0)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _recreate(init: Frame) -> Any:
@@ -497,6 +528,11 @@ def run_detached(socket_path: str, host_log: Optional[str]) -> int:
         os.write(ready_w, f"failed: cannot listen on {socket_path}: {exc}".encode())
         os._exit(1)
     agent = Agent(_capture_output(), detached=True, host_log=host_log)
+    pid_file = socket_path + ".pid"
+    with open(pid_file, "w") as fh:
+        fh.write(str(os.getpid()))
+    agent.cleanup += [socket_path, pid_file]
+    signal.signal(signal.SIGTERM, lambda *_: agent.end_tree("terminated (SIGTERM)"))
     os.write(ready_w, f"ready {os.getpid()}".encode())
     os.close(ready_w)
     threading.Thread(target=agent.accept_loop, args=(server,), name="lit-agent-accept", daemon=True).start()

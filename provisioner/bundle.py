@@ -1,0 +1,131 @@
+"""Code bundles: the app's folder plus lit's own runtime, as one content-addressed tar.
+
+The same content gives the same bytes (sorted entries, fixed times and owners), so its sha256 names it and
+a host that already has a bundle is not sent it again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import lit
+import lit.app
+import lit.runtime
+
+ALWAYS_IGNORED = (".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".mypy_cache/",
+                  ".pytest_cache/", ".ruff_cache/", ".DS_Store")
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Bundle:
+    sha256: str
+    data: bytes
+    app_relpath: str  # the app file, relative to the bundle's app/ folder
+    requirements: str  # requirements.txt text ("" if none)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class IgnoreRules:
+    """The subset of gitignore syntax apps use: globs, `dir/`, leading `/` anchors, `!` negation, `**`."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.rules: list[tuple[bool, bool, bool, str]] = []  # (negate, dir_only, anchored, pattern)
+        for raw in lines:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            line = line[1:] if negate else line
+            dir_only = line.endswith("/")
+            line = line.rstrip("/")
+            anchored = line.startswith("/") or "/" in line
+            self.rules.append((negate, dir_only, anchored, line.lstrip("/")))
+
+    @classmethod
+    def for_folder(cls, folder: Path) -> IgnoreRules:
+        lines = list(ALWAYS_IGNORED)
+        for name in (".gitignore", ".litignore"):
+            file = folder / name
+            if file.is_file():
+                lines.extend(file.read_text(errors="replace").splitlines())
+        return cls(lines)
+
+    def ignored(self, relpath: str, is_dir: bool) -> bool:
+        result = False
+        name = relpath.rsplit("/", 1)[-1]
+        for negate, dir_only, anchored, pattern in self.rules:
+            if dir_only and not is_dir:
+                continue
+            target = relpath if anchored else name
+            if fnmatch.fnmatchcase(target, pattern) or (
+                "**" in pattern and fnmatch.fnmatchcase(relpath, pattern.replace("**/", "*"))
+            ):
+                result = not negate
+        return result
+
+
+def _app_files(folder: Path) -> list[tuple[str, Path]]:
+    rules = IgnoreRules.for_folder(folder)
+    out: list[tuple[str, Path]] = []
+    for root, dirs, files in os.walk(folder):
+        rel_root = os.path.relpath(root, folder)
+        rel_root = "" if rel_root == "." else rel_root.replace(os.sep, "/") + "/"
+        dirs[:] = sorted(d for d in dirs if not rules.ignored(rel_root + d, True))
+        for name in sorted(files):
+            rel = rel_root + name
+            path = Path(root) / name
+            if not rules.ignored(rel, False) and path.is_file():
+                out.append((rel, path))
+    return out
+
+
+def _lit_files() -> list[tuple[str, Path]]:
+    """lit's own packages the agent and the user's `import lit` need (no CLI, provisioner or stacks)."""
+    packages = {"lit": Path(lit.__file__).parent, "lit/runtime": Path(lit.runtime.__file__).parent,
+                "lit/app": Path(lit.app.__file__).parent}
+    out = []
+    for prefix, folder in packages.items():
+        for path in sorted(folder.glob("*.py")):
+            if prefix == "lit" and path.name == "cli.py":
+                continue
+            out.append((f"{prefix}/{path.name}", path))
+    return out
+
+
+def build(app_file: Path) -> Bundle:
+    app_file = app_file.resolve()
+    folder = app_file.parent
+    entries = [(f"app/{rel}", path) for rel, path in _app_files(folder)]
+    entries += [(f"_lit/{rel}", path) for rel, path in _lit_files()]
+    buffer = io.BytesIO()
+    total = 0
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for arcname, path in sorted(entries):
+            data = path.read_bytes()
+            total += len(data)
+            if total > MAX_BUNDLE_BYTES:
+                from lit.runtime.errors import BadInput
+
+                raise BadInput(f"the app folder {folder} is over {MAX_BUNDLE_BYTES >> 20} MB; list large files "
+                               "in a .litignore")
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    data = buffer.getvalue()
+    requirements = folder / "requirements.txt"
+    return Bundle(hashlib.sha256(data).hexdigest(), data, app_file.name,
+                  requirements.read_text() if requirements.is_file() else "")

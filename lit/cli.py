@@ -106,11 +106,18 @@ def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], 
     try:
         env = _parse_env(env_pairs)
         run_name = _run_name(app_file, name)
+        launcher = None
         if cloud is not None:
-            raise BadInput(f"--cloud {cloud}: no cluster named {cloud!r}; clusters come with "
-                           "`lit create cluster` (not available in this version)")
+            from lit.provisioner import store
+
+            store.load(cloud)  # an unknown cluster is bad input, before the app is even loaded
         os.environ.update(env)
         app = load_app(app_file)
+        if cloud is not None:
+            from lit.provisioner.launcher import ClusterLauncher
+
+            launcher = ClusterLauncher(cloud, run_name, Path(app_file))
+            launcher.check([(name, work.cloud_compute) for name, work in app.root.named_works()])
     except UserCodeError as exc:
         click.echo(exc.formatted.rstrip(), err=True)
         _fail(str(exc), exc.exit_code)
@@ -119,7 +126,10 @@ def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], 
 
     run_dir = _unique_dir(lit_home() / "runs" / run_name)
     reporter = TerminalReporter(color=sys.stdout.isatty())
-    orchestrator = Orchestrator(app, Path(app_file), run_dir, reporter=reporter, env=env)
+    extra: dict[str, Any] = {}
+    if launcher is not None:
+        extra = {"launcher": launcher, "orphan_timeout": launcher.orphan_timeout}
+    orchestrator = Orchestrator(app, Path(app_file), run_dir, reporter=reporter, env=env, **extra)
     try:
         outcome = orchestrator.run()
     except LitError as exc:
@@ -164,6 +174,98 @@ def _print_summary(outcome: Any, elapsed: float, run_dir: Path) -> None:
     console = Console(stderr=True, highlight=False)
     console.print(table)
     console.print(f"logs: {run_dir / 'logs'}", style="dim")
+
+
+@main.group("create")
+def create_group() -> None:
+    """Create a cluster."""
+
+
+@create_group.command("cluster")
+@click.argument("name")
+@click.option("--provider", required=True, type=click.Choice(["ssh"]), help="Where the machines come from.")
+@click.option("--hosts", help="ssh: USER@ADDR[:PORT],... the hosts of the cluster.")
+@click.option("--key", "key_path", default=None, help="ssh: private key file (default ~/.ssh/id_ed25519).")
+@click.option("--gpus", multiple=True, metavar="ADDR=N", help="ssh: GPUs the probe cannot see.")
+@click.option("--orphan-timeout", default=120.0, type=float, show_default=True,
+              help="Seconds an agent waits for lit before ending its work.")
+@click.option("--known-hosts", default=None, help="ssh: pin host keys from this file instead of trusting on first use.")
+def create_cluster(name: str, provider: str, hosts: Optional[str], key_path: Optional[str], gpus: tuple[str, ...],
+                   orphan_timeout: float, known_hosts: Optional[str]) -> None:
+    """Create cluster NAME."""
+    from lit.provisioner.ssh import SSHProvider
+
+    try:
+        if not hosts:
+            raise BadInput("--hosts is required for --provider ssh (USER@ADDR[:PORT],...)")
+        cluster, fingerprints = SSHProvider().create(
+            name, hosts, key_path, gpus, orphan_timeout, known_hosts,
+            progress=lambda step: click.echo(f"  {step}", err=True))
+    except LitError as exc:
+        _fail(str(exc), exc.exit_code)
+    how = "pinned from " + known_hosts if known_hosts else "trusted on first use; check them"
+    click.echo(f"host keys ({how}):", err=True)
+    for line in fingerprints:
+        click.echo(f"  {line}", err=True)
+    click.echo(f"created cluster {cluster.name} ({len(cluster.machines)} hosts). Run: lit run app.py --cloud {name}")
+
+
+@main.group("list")
+def list_group() -> None:
+    """List things lit knows."""
+
+
+@list_group.command("clusters")
+def list_clusters() -> None:
+    """Every cluster with its provider, machines and state."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lit.provisioner import store
+
+    table = Table(title="clusters", title_justify="left")
+    for column in ("name", "provider", "machines", "GPUs", "orphan timeout", "state", "created"):
+        table.add_column(column)
+    for name in store.list_names():
+        try:
+            cluster = store.load(name)
+        except LitError as exc:
+            table.add_row(name, "?", "?", "?", "?", f"damaged: {exc}", "")
+            continue
+        machines = ", ".join(m.target for m in cluster.machines)
+        table.add_row(cluster.name, cluster.provider, machines, str(sum(m.gpus for m in cluster.machines)),
+                      f"{cluster.orphan_timeout:g} s", cluster.state, cluster.created)
+    Console(highlight=False).print(table)
+
+
+@main.group("delete")
+def delete_group() -> None:
+    """Delete a cluster."""
+
+
+@delete_group.command("cluster")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def delete_cluster(name: str, yes: bool) -> None:
+    """Delete cluster NAME (and stop any lit agent still running on its machines)."""
+    from lit.provisioner import store
+    from lit.provisioner.base import get_provider
+
+    try:
+        cluster = store.load(name)
+    except LitError as exc:
+        _fail(str(exc), exc.exit_code)
+    if not yes:
+        if not sys.stdin.isatty():
+            _fail(f"deleting cluster {name} needs confirmation: pass --yes", 2)
+        if not click.confirm(f"delete cluster {name} ({len(cluster.machines)} machines)?"):
+            _fail("not deleted", 1)
+    try:
+        get_provider(cluster.provider).delete(cluster, progress=lambda step: click.echo(f"  {step}", err=True))
+    except LitError as exc:
+        _fail(str(exc), exc.exit_code)
+    store.remove(name)
+    click.echo(f"deleted cluster {name}")
 
 
 if __name__ == "__main__":

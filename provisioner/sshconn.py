@@ -85,8 +85,8 @@ class SSH:
             code = chan_out.channel.recv_exit_status()
         return code, out, err
 
-    def check(self, command: str, what: str, timeout: float = 60.0) -> str:
-        code, out, err = self.run(command, timeout=timeout)
+    def check(self, command: str, what: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> str:
+        code, out, err = self.run(command, timeout=timeout, stdin=stdin)
         if code != 0:
             detail = (err or out).strip().splitlines()[-1:] or [f"exit code {code}"]
             raise InfrastructureError(f"{self.machine.target}: {what} failed: {detail[0]}")

@@ -1,0 +1,464 @@
+"""The cloud-neutral step order: acquire a machine, wait for SSH, ship code, start the agent, relay.
+
+`ClusterLauncher` is the runtime's Launcher for `lit run --cloud`. Each work gets a thread (`RemoteAgent`)
+that prepares its machine and then relays the protocol between a local socket (what the orchestrator
+selects on) and an SSH channel to the agent, reconnecting with backoff when the connection drops. The
+orchestrator stays single-threaded and never learns which provider it got.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import select
+import shlex
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+from lit.runtime.compute import CloudCompute
+from lit.runtime.errors import InfrastructureError, LitError
+from lit.runtime.transport import AgentSpec, Launched, Placement, short_name
+
+from . import bundle as bundles
+from . import store
+from .base import AgentGone, CannotPlace, Cluster, HostKeyChanged, Lease, Provider, Unreachable, get_provider
+from .sshconn import SSH, wait_for_ssh
+
+WAIT_RETRY_SECONDS = 2.0
+EXTRACT = r"""
+import os, shutil, sys, tarfile
+tar_path, target = sys.argv[1], sys.argv[2]
+tmp = target + ".tmp-" + str(os.getpid())
+with tarfile.open(tar_path) as tar:
+    tar.extractall(tmp)
+open(os.path.join(tmp, ".complete"), "w").close()
+try:
+    os.rename(tmp, target)
+except OSError:
+    shutil.rmtree(tmp, ignore_errors=True)  # another upload of the same bundle won the race: same content
+os.unlink(tar_path)
+"""
+
+
+class Cancelled(LitError):
+    """The orchestrator ended before this machine was ready."""
+
+
+class ClusterLauncher:
+    """Starts each work's agent on a machine of a cluster (`--cloud NAME`, or the work's own clusters)."""
+
+    def __init__(self, default_cluster: str, run_id: str, app_file: Path) -> None:
+        self.run_id = run_id
+        self.default = default_cluster
+        self.clusters: dict[str, tuple[Cluster, Provider]] = {}
+        self._cluster(default_cluster)
+        self.bundle = bundles.build(app_file)
+        self.lock = threading.Lock()
+        self.load: dict[str, int] = {}
+        self.remotes: dict[str, RemoteAgent] = {}
+
+    def _cluster(self, name: str) -> tuple[Cluster, Provider]:
+        if name not in self.clusters:
+            cluster = store.load(name)
+            self.clusters[name] = (cluster, get_provider(cluster.provider))
+        return self.clusters[name]
+
+    @property
+    def orphan_timeout(self) -> float:
+        return min(cluster.orphan_timeout for cluster, _ in self.clusters.values())
+
+    def options(self, compute: CloudCompute) -> list[tuple[Cluster, Provider]]:
+        names = list(compute.clusters) if compute.clusters else [self.default]
+        return [self._cluster(name) for name in names]
+
+    def check(self, works: list[tuple[str, CloudCompute]]) -> None:
+        """Refuse, before anything starts, a work that no machine of its clusters could ever take."""
+        for name, compute in works:
+            reasons = []
+            for cluster, provider in self.options(compute):
+                reason = provider.can_ever_place(cluster, compute)
+                if reason is None:
+                    break
+                reasons.append(reason)
+            else:
+                raise CannotPlace(f"{short_name(name)} cannot be placed: {'; '.join(reasons)}")
+
+    # -- the runtime's Launcher -------------------------------------------------------------------
+    def launch(self, spec: AgentSpec, app_file: Path) -> Launched:
+        self.check([(spec.work_name, spec.compute)])
+        ours, theirs = socket.socketpair()
+        remote = RemoteAgent(self, spec, theirs)
+        with self.lock:
+            self.remotes[spec.work_name] = remote
+        remote.start()
+        return Launched(SocketTransport(ours, remote), remote.placement)
+
+    def release(self, work_name: str, final: bool) -> None:
+        with self.lock:
+            remote = self.remotes.pop(work_name, None) if final else self.remotes.get(work_name)
+        if remote is not None and remote.lease is not None and remote.provider is not None:
+            assert remote.cluster is not None
+            if final:
+                remote.provider.terminate(remote.cluster, remote.lease)
+            else:
+                remote.provider.release(remote.cluster, remote.lease)
+
+    def add_load(self, machine_id: str, delta: int) -> None:
+        with self.lock:
+            self.load[machine_id] = self.load.get(machine_id, 0) + delta
+
+    def load_snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.load)
+
+
+class SocketTransport:
+    """The orchestrator's end of a socket pair whose other end a RemoteAgent relays."""
+
+    def __init__(self, sock: socket.socket, remote: RemoteAgent) -> None:
+        self.sock = sock
+        self.remote = remote
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self) -> bytes:
+        return self.sock.recv(262144, socket.MSG_DONTWAIT)
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.remote.cancelled = True
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        self.remote.kill()
+
+    def wait(self, timeout: float) -> Optional[int]:
+        self.remote.join(timeout)
+        if self.remote.is_alive():
+            return None
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        return 0 if self.remote.failure is None else 1
+
+    def failure(self) -> Optional[Exception]:
+        return self.remote.failure
+
+
+class RemoteAgent(threading.Thread):
+    """Prepares one work's machine, starts its agent, then relays bytes until the agent or lit ends."""
+
+    def __init__(self, launcher: ClusterLauncher, spec: AgentSpec, sock: socket.socket) -> None:
+        super().__init__(name=f"lit-remote-{spec.work_name}", daemon=True)
+        self.launcher = launcher
+        self.spec = spec
+        self.sock = sock
+        self.failure: Optional[Exception] = None
+        self.cancelled = False
+        self.cluster: Optional[Cluster] = None
+        self.provider: Optional[Provider] = None
+        self.lease: Optional[Lease] = None
+        self.ssh: Optional[SSH] = None
+        self.agent_pid: Optional[int] = None
+        self.socket_path = ""
+        self.attach_command = ""
+        self._placement: Optional[Placement] = None
+        self.orphan_timeout = launcher.orphan_timeout
+        self.heartbeat = min(10.0, self.orphan_timeout / 4)
+        self.saw_bye = False
+
+    # -- what the orchestrator asks ---------------------------------------------------------------
+    def placement(self) -> Placement:
+        assert self._placement is not None, "the agent said hello before it was placed"
+        return self._placement
+
+    def progress(self, step: str) -> None:
+        line = json.dumps({"t": "progress", "step": step}).encode() + b"\n"
+        try:
+            self.sock.sendall(line)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        """End the agent's whole process group on its machine (it did not stop in time)."""
+        self.cancelled = True
+        threading.Thread(target=self._kill_remote, daemon=True).start()
+
+    def _kill_remote(self) -> None:
+        if self.agent_pid is None or self.cluster is None or self.lease is None:
+            return
+        try:
+            with SSH(self.lease.machine, self.cluster.key_path, store.known_hosts_path(self.cluster.name),
+                     timeout=5) as ssh:
+                ssh.run(f"kill -9 -- -{self.agent_pid} {self.agent_pid} 2>/dev/null; "
+                        f"rm -f {shlex.quote(self.socket_path)} {shlex.quote(self.socket_path)}.pid", timeout=10)
+        except LitError:
+            pass  # unreachable: its orphan timeout ends it
+
+    # -- the thread -------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._provision()
+            self._relay()
+        except Cancelled:
+            self._teardown()
+        except LitError as exc:
+            self.failure = exc
+            self._teardown()
+        except Exception as exc:  # a bug or an unmapped error: fail the work with it, never hang
+            self.failure = InfrastructureError(f"preparing {short_name(self.spec.work_name)} failed: "
+                                               f"{type(exc).__name__}: {exc}")
+            self._teardown()
+        finally:
+            if self.ssh is not None:
+                self.ssh.close()
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+    def _teardown(self) -> None:
+        if self.agent_pid is not None and self.saw_bye is False and self.failure is not None:
+            self._kill_remote()
+        if self.lease is not None and self.lease.lease_dir and self.ssh is not None and self.agent_pid is None:
+            for index in self.lease.gpu_ids:  # leased but no agent to free them
+                try:
+                    self.ssh.run(f"rm -rf {shlex.quote(self.lease.lease_dir)}/{index}", timeout=10)
+                except LitError:
+                    pass
+        if self.lease is not None:
+            self.launcher.add_load(self.lease.machine.id, -1)
+
+    def _check_cancel(self) -> None:
+        if self.cancelled:
+            raise Cancelled("the app ended")
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if readable:
+            try:
+                data = self.sock.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            if not data:
+                raise Cancelled("the app ended")
+
+    def _provision(self) -> None:
+        compute = self.spec.compute
+        owner = f"{self.launcher.run_id}/{self.spec.work_name}"
+        waiting = False
+        while True:
+            last_error: Optional[LitError] = None
+            for cluster, provider in self.launcher.options(compute):
+                if provider.can_ever_place(cluster, compute) is not None:
+                    continue
+                for machine in provider.candidates(cluster, compute, self.launcher.load_snapshot()):
+                    self._check_cancel()
+                    lease = provider.acquire(cluster, compute, machine, self.launcher.run_id, self.spec.work_name,
+                                             self.progress)
+                    if lease is None:
+                        continue
+                    self.progress(f"connecting to {machine.target}")
+                    try:
+                        wait_for_ssh(machine, timeout=min(60.0, self.orphan_timeout))
+                        ssh = SSH(machine, cluster.key_path, store.known_hosts_path(cluster.name),
+                                  keepalive=self.heartbeat)
+                        claimed = provider.claim(ssh, cluster, compute, lease, owner)  # type: ignore[attr-defined]
+                    except HostKeyChanged:
+                        raise
+                    except InfrastructureError as exc:
+                        self.progress(f"{machine.target}: {exc}")  # a lost or refused host, named at once
+                        last_error = exc
+                        continue
+                    if claimed is None:
+                        ssh.close()
+                        provider.release(cluster, lease)
+                        continue
+                    self.cluster, self.provider, self.lease, self.ssh = cluster, provider, claimed, ssh
+                    self.launcher.add_load(machine.id, 1)
+                    self._prepare(ssh, claimed)
+                    return
+            if last_error is not None:
+                raise last_error
+            if not waiting:
+                need = f"{compute.gpus} free GPU(s)" if compute.gpus else "a free machine"
+                self.progress(f"pending: waiting for {need}")
+                waiting = True
+            deadline = time.monotonic() + WAIT_RETRY_SECONDS
+            while time.monotonic() < deadline:
+                self._check_cancel()
+                time.sleep(0.1)
+
+    def _prepare(self, ssh: SSH, lease: Lease) -> None:
+        machine = lease.machine
+        home = ssh.check('printf %s "$HOME"', "reading $HOME").strip()
+        bundle = self.launcher.bundle
+        bundle_dir = f"{home}/.lit/bundles/{bundle.sha256}"
+        code, _, _ = ssh.run(f"test -f {shlex.quote(bundle_dir)}/.complete")
+        self._check_cancel()
+        if code != 0:
+            self.progress(f"shipping code ({bundle.size / 1024:.0f} KB)")
+            ssh.check(f"mkdir -p {shlex.quote(home)}/.lit/bundles", "creating ~/.lit")
+            tar_path = f"{bundle_dir}.tar-{uuid.uuid4().hex[:8]}"
+            sftp = ssh.sftp()
+            try:
+                sftp.putfo(io.BytesIO(bundle.data), tar_path)
+            finally:
+                sftp.close()
+            ssh.check(f"python3 - {shlex.quote(tar_path)} {shlex.quote(bundle_dir)}", "unpacking the code",
+                      stdin=EXTRACT.encode())
+        else:
+            self.progress("code already on the host")
+        python = machine.python or "python3"
+        if bundle.requirements.strip():
+            python = self._venv(ssh, home, bundle_dir, python)
+        self._check_cancel()
+        work = short_name(self.spec.work_name)
+        key = hashlib.sha1(f"{self.launcher.run_id}/{self.spec.work_name}".encode()).hexdigest()[:16]
+        self.socket_path = f"{home}/.lit/agents/{key}.sock"
+        run_root = f"{home}/.lit/runs/{self.launcher.run_id}"
+        env = {"PYTHONPATH": f"{bundle_dir}/_lit", "PYTHONUNBUFFERED": "1",
+               # GPU works see only their leased GPUs; CPU works see none.
+               "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in lease.gpu_ids)}
+        env_text = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        out = ssh.check(
+            f"mkdir -p {shlex.quote(run_root)}/logs && cd {shlex.quote(home)} && env {env_text} {shlex.quote(python)} "
+            f"-m lit.runtime.agent detached --socket {shlex.quote(self.socket_path)} "
+            f"--log {shlex.quote(run_root)}/logs/{shlex.quote(work)}.log", "starting the agent")
+        words = out.split()
+        if len(words) < 2 or words[0] != "ready":
+            raise InfrastructureError(f"{machine.target}: the agent did not start: {out.strip()[:200]}")
+        self.agent_pid = int(words[1])
+        self.attach_command = (f"env PYTHONPATH={shlex.quote(bundle_dir)}/_lit {shlex.quote(python)} "
+                               f"-m lit.runtime.agent attach --socket {shlex.quote(self.socket_path)}")
+        leases = [f"{lease.lease_dir}/{i}" for i in lease.gpu_ids] if lease.lease_dir else []
+        assert self.cluster is not None and self.provider is not None
+        self._placement = Placement(
+            machine.address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}", machine.target,
+            {"leases": leases, "poweroff": self.provider.poweroff_command(self.cluster, machine)},
+        )
+        self.progress(f"agent up on {machine.target}")
+
+    def _venv(self, ssh: SSH, home: str, bundle_dir: str, python: str) -> str:
+        """The app's requirements.txt in a venv on the host, cached by the file's hash."""
+        digest = hashlib.sha256(self.launcher.bundle.requirements.encode()).hexdigest()[:16]
+        venv = f"{home}/.lit/venvs/{digest}"
+        wheels = f"{bundle_dir}/app/wheels"
+        q = shlex.quote
+        script = (
+            f"if [ ! -f {q(venv)}/.complete ]; then rm -rf {q(venv)} && {q(python)} -m venv {q(venv)} && "
+            f"if [ -d {q(wheels)} ]; then idx='--no-index --find-links {wheels}'; else idx=''; fi && "
+            f"{q(venv)}/bin/pip install -q --disable-pip-version-check $idx -r {q(bundle_dir)}/app/requirements.txt "
+            f"&& touch {q(venv)}/.complete; fi"
+        )
+        code, _, _ = ssh.run(f"test -f {q(venv)}/.complete")
+        if code != 0:
+            self.progress("installing requirements.txt")
+        ssh.check(f"mkdir -p {q(home)}/.lit/venvs && flock {q(venv)}.lock sh -c {q(script)}",
+                  "installing requirements.txt", timeout=1800)
+        return f"{venv}/bin/python"
+
+    # -- relaying ---------------------------------------------------------------------------------
+    def _open_channel(self) -> Any:
+        assert self.cluster is not None and self.lease is not None
+        if self.ssh is None:
+            self.ssh = SSH(self.lease.machine, self.cluster.key_path, store.known_hosts_path(self.cluster.name),
+                           timeout=min(10.0, self.orphan_timeout / 2), keepalive=self.heartbeat)
+        return self.ssh.channel(self.attach_command)
+
+    def _reconnect(self, since: float, reason: str) -> Any:
+        """A new channel to the agent, with backoff, until the orphan timeout since the last word from it."""
+        assert self.lease is not None
+        target = self.lease.machine.target
+        self.progress(f"lost contact with {target} ({reason}); reconnecting")
+        delay = 0.2
+        while True:
+            if self.ssh is not None:
+                self.ssh.close()
+                self.ssh = None
+            try:
+                channel = self._open_channel()
+                self.progress(f"reconnected to {target}")
+                return channel
+            except HostKeyChanged:
+                raise
+            except InfrastructureError as exc:
+                silent = time.monotonic() - since
+                if silent > self.orphan_timeout:
+                    raise Unreachable(f"{target} unreachable for {silent:.0f} s (orphan timeout "
+                                      f"{self.orphan_timeout:.0f} s): {exc}") from None
+            end = time.monotonic() + delay
+            while time.monotonic() < end:  # keep draining the orchestrator's side: it is replayed later
+                readable, _, _ = select.select([self.sock], [], [], max(0.0, end - time.monotonic()))
+                if readable and not self.sock.recv(262144):
+                    raise Cancelled("the app ended")
+            delay = min(delay * 2, 5.0)
+
+    def _relay(self) -> None:
+        channel = self._open_channel()
+        last_heard = time.monotonic()
+        to_agent, from_agent = b"", b""
+        synced = False  # until the orchestrator answers the agent's hello, what it sends is replayed later
+        closing = False
+        close_deadline = 0.0
+        while True:
+            readable, _, _ = select.select([self.sock, channel], [], [], 1.0)
+            now = time.monotonic()
+            if self.sock in readable and not closing:
+                data = self.sock.recv(262144)
+                if not data:
+                    # lit is done with this work: pass on what it said (bye), then let the agent end.
+                    closing = True
+                    close_deadline = now + 3.0
+                    channel.shutdown_write()
+                else:
+                    to_agent += data
+                    *lines, to_agent = to_agent.split(b"\n")
+                    for line in lines:
+                        if not synced and b'"t":"hello"' in line:
+                            synced = True
+                        if synced:
+                            channel.sendall(line + b"\n")
+            if channel in readable:
+                data = channel.recv(262144)
+                if data:
+                    last_heard = now
+                    from_agent += data
+                    *lines, from_agent = from_agent.split(b"\n")
+                    for line in lines:
+                        if b'"t":"bye"' in line:
+                            self.saw_bye = True
+                        try:
+                            self.sock.sendall(line + b"\n")
+                        except OSError:
+                            pass
+                else:
+                    status = channel.exit_status if channel.status_event.wait(1.0) else None
+                    channel.close()
+                    if closing or self.saw_bye:
+                        return
+                    if status is not None and status >= 0:
+                        target = self.lease.machine.target if self.lease else "its machine"
+                        raise AgentGone(f"the agent on {target} ended without a word (killed?)")
+                    channel = self._reconnect(last_heard, "connection closed")
+                    to_agent, from_agent, synced = b"", b"", False
+                    last_heard = time.monotonic()
+                    continue
+            if closing and now > close_deadline:
+                channel.close()
+                return
+            if not closing and now - last_heard > 3 * self.heartbeat + 1:
+                channel.close()  # a silent partition: nothing, not even heartbeats, for three beats
+                channel = self._reconnect(last_heard, f"silent for {now - last_heard:.0f} s")
+                to_agent, from_agent, synced = b"", b"", False
+

@@ -1,0 +1,270 @@
+"""The ssh provider: clusters of hosts the user already has. lit never powers these off."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from lit.runtime.compute import CloudCompute
+from lit.runtime.errors import BadInput, InfrastructureError
+
+from . import store
+from .base import Cluster, Lease, Machine, Progress, check_cluster_name
+from .sshconn import SSH, fingerprint, host_entry, load_private_key, scan_host_key
+
+MIN_PYTHON = (3, 9)
+DEFAULT_KEY = "~/.ssh/id_ed25519"
+
+# Runs on each host at create time: what the host has (standard library only, Python 3.9+).
+PROBE = r"""
+import json, os, platform, shutil, subprocess, sys
+mem = 0
+try:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) // 1024
+except OSError:
+    pass
+gpus = 0
+if shutil.which("nvidia-smi"):
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+        gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+    except Exception:
+        gpus = 0
+print(json.dumps({"python": sys.executable, "version": list(sys.version_info[:3]), "cpus": os.cpu_count() or 1,
+                  "memory_mb": mem, "gpus": gpus, "home": os.path.expanduser("~")}))
+"""
+
+# Takes N free GPUs on a host: a GPU is leased by creating ~/.lit/gpu-leases/<index> (mkdir is atomic).
+# A lease whose agent died (its pid is gone) or that never got an agent within 5 minutes is stale.
+LEASE = r"""
+import json, os, shutil, sys, time
+total, want, owner = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+base = os.path.expanduser("~/.lit/gpu-leases")
+os.makedirs(base, mode=0o700, exist_ok=True)
+
+def stale(path):
+    try:
+        with open(os.path.join(path, "pid")) as fh:
+            return not os.path.exists("/proc/" + fh.read().strip())
+    except OSError:
+        try:
+            return time.time() - os.path.getmtime(path) > 300
+        except OSError:
+            return False
+
+got = []
+for index in range(total):
+    path = os.path.join(base, str(index))
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not stale(path):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+    with open(os.path.join(path, "owner"), "w") as fh:
+        fh.write(owner)
+    got.append(index)
+    if len(got) == want:
+        break
+if len(got) < want:
+    for index in got:
+        shutil.rmtree(os.path.join(base, str(index)), ignore_errors=True)
+    got = []
+print(json.dumps({"gpus": got, "base": base}))
+"""
+
+# Stops every lit agent on a host (by the pid files agents keep beside their sockets).
+STOP_AGENTS = r"""
+import glob, os, signal
+stopped = 0
+for pid_file in glob.glob(os.path.expanduser("~/.lit/agents/*.pid")):
+    try:
+        pid = int(open(pid_file).read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            if b"lit.runtime.agent" in fh.read():
+                os.kill(pid, signal.SIGTERM)
+                stopped += 1
+    except (OSError, ValueError):
+        pass
+print(stopped)
+"""
+
+_HOST = re.compile(
+    r"^(?P<user>[A-Za-z_][A-Za-z0-9._-]*)@(?P<addr>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?$"
+)
+
+
+def parse_hosts(text: str) -> list[tuple[str, str, int]]:
+    """USER@ADDR[:PORT],... -> [(user, address, port)], or BadInput naming the bad entry."""
+    out = []
+    for entry in [part.strip() for part in text.split(",")]:
+        match = _HOST.match(entry)
+        if not entry or not match:
+            raise BadInput(f"--hosts: {entry!r} is not USER@ADDR[:PORT] (e.g. ubuntu@10.0.0.5 or root@gpu-1:2222)")
+        port = int(match["port"] or 22)
+        if not 0 < port < 65536:
+            raise BadInput(f"--hosts: {entry!r}: port {port} is out of range")
+        address = match["addr"].strip("[]")
+        out.append((match["user"], address, port))
+    if len({(a, p) for _, a, p in out}) != len(out):
+        raise BadInput("--hosts: a host is listed twice")
+    return out
+
+
+def parse_gpus(values: tuple[str, ...], addresses: set[str]) -> dict[str, int]:
+    out = {}
+    for value in values:
+        address, sep, count = value.partition("=")
+        if not sep or not count.isdigit():
+            raise BadInput(f"--gpus {value!r}: expected ADDR=N (e.g. 10.0.0.5=2)")
+        if address not in addresses:
+            raise BadInput(f"--gpus {value!r}: {address} is not one of --hosts")
+        out[address] = int(count)
+    return out
+
+
+class SSHProvider:
+    name = "ssh"
+
+    # -- create / delete --------------------------------------------------------------------------
+    def create(self, name: str, hosts: str, key_path: Optional[str], gpus: tuple[str, ...],
+               orphan_timeout: float, known_hosts_file: Optional[str], progress: Progress) -> tuple[Cluster, list[str]]:
+        """Probe every host and pin its key. Returns the cluster and the pinned fingerprints to show.
+
+        Nothing is written unless every host answered."""
+        check_cluster_name(name)
+        if store.exists(name):
+            raise BadInput(f"cluster {name!r} already exists; delete it first with `lit delete cluster {name}`")
+        parsed = parse_hosts(hosts)
+        declared = parse_gpus(gpus, {address for _, address, _ in parsed})
+        if orphan_timeout <= 0:
+            raise BadInput(f"--orphan-timeout {orphan_timeout}: must be a positive number of seconds")
+        key = str(Path(key_path or DEFAULT_KEY).expanduser().resolve())
+        load_private_key(key)  # a missing or unreadable key is bad input, before any connection
+        pinned_file = Path(known_hosts_file).expanduser() if known_hosts_file else None
+        if pinned_file is not None and not pinned_file.is_file():
+            raise BadInput(f"--known-hosts {known_hosts_file}: no such file")
+        machines = [Machine(f"{user}@{address}:{port}", address, user, port) for user, address, port in parsed]
+
+        def probe(machine: Machine) -> tuple[Machine, str, str]:
+            progress(f"{machine.target}: connecting")
+            if pinned_file is not None:
+                line = _pinned_line(machine, pinned_file)
+            else:
+                host_key = scan_host_key(machine, key)
+                line = f"{host_entry(machine)} {host_key.get_name()} {host_key.get_base64()}"
+            tmp = store.clusters_dir() / f".{name}.probe-{machine.address}-{machine.port}"
+            store.write_private(tmp, line + "\n")
+            try:
+                with SSH(machine, key, tmp) as ssh:
+                    code, out, err = ssh.run("python3 -", stdin=PROBE.encode(), timeout=60)
+            finally:
+                tmp.unlink(missing_ok=True)
+            if code != 0:
+                raise InfrastructureError(f"{machine.target}: python3 is missing or failed ({err.strip()[-200:]})")
+            facts = json.loads(out.strip().splitlines()[-1])
+            if tuple(facts["version"]) < MIN_PYTHON:
+                raise InfrastructureError(f"{machine.target}: python3 is {'.'.join(map(str, facts['version']))}; "
+                                          "lit needs 3.9 or newer on every host")
+            found = Machine(machine.id, machine.address, machine.user, machine.port, int(facts["cpus"]),
+                            int(facts["memory_mb"]), declared.get(machine.address, int(facts["gpus"])), "ready",
+                            facts["python"])
+            key_obj = _key_from_line(line)
+            progress(f"{machine.target}: python {'.'.join(map(str, facts['version']))}, {found.cpus} CPUs, "
+                     f"{found.memory_mb} MB, {found.gpus} GPUs")
+            return found, line, f"{machine.target} {key_obj.get_name()} {fingerprint(key_obj)}"
+
+        with ThreadPoolExecutor(max_workers=min(16, len(machines))) as pool:
+            results = list(pool.map(probe, machines))
+        cluster = Cluster(name, "ssh", tuple(r[0] for r in results), key, float(orphan_timeout),
+                          datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        store.save(cluster, "".join(r[1] + "\n" for r in results))
+        return cluster, [r[2] for r in results]
+
+    def delete(self, cluster: Cluster, progress: Progress) -> None:
+        def stop(machine: Machine) -> None:
+            try:
+                with SSH(machine, cluster.key_path, store.known_hosts_path(cluster.name), timeout=8) as ssh:
+                    _, out, _ = ssh.run("python3 -", stdin=STOP_AGENTS.encode(), timeout=30)
+                progress(f"{machine.target}: stopped {out.strip() or 0} lit agents")
+            except InfrastructureError as exc:
+                progress(f"{machine.target}: could not stop lit agents: {exc}")
+
+        with ThreadPoolExecutor(max_workers=min(16, len(cluster.machines))) as pool:
+            list(pool.map(stop, cluster.machines))
+
+    # -- placing works ----------------------------------------------------------------------------
+    def can_ever_place(self, cluster: Cluster, compute: CloudCompute) -> Optional[str]:
+        need = compute.gpus
+        if need and not any(m.gpus >= need for m in cluster.machines):
+            most = max((m.gpus for m in cluster.machines), default=0)
+            return (f"CloudCompute({compute.name!r}) needs {need} GPU(s) on one host; cluster {cluster.name!r} "
+                    f"has at most {most} (declare GPUs the probe cannot see with --gpus ADDR=N)")
+        return None
+
+    def candidates(self, cluster: Cluster, compute: CloudCompute, load: dict[str, int]) -> list[Machine]:
+        if compute.gpus:
+            fit = [m for m in cluster.machines if m.gpus >= compute.gpus]
+            return sorted(fit, key=lambda m: (load.get(m.id, 0), m.gpus))
+        # CPU works: least loaded first, GPU hosts last (keep them free for GPU works).
+        return sorted(cluster.machines, key=lambda m: (m.gpus > 0, load.get(m.id, 0) / max(m.cpus, 1)))
+
+    def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
+                progress: Progress) -> Optional[Lease]:
+        return Lease(cluster.name, machine)
+
+    def claim(self, ssh: SSH, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:
+        """On the host: lease the GPUs the work needs (None if they are taken by another work or run)."""
+        if not compute.gpus:
+            return lease
+        out = ssh.check(f"python3 - {lease.machine.gpus} {compute.gpus} {owner}", "leasing a GPU",
+                        stdin=LEASE.encode())
+        result = _last_json(out)
+        if not result["gpus"]:
+            return None
+        return Lease(lease.cluster, lease.machine, tuple(result["gpus"]), result["base"])
+
+    def release(self, cluster: Cluster, lease: Lease) -> None:
+        return None  # the agent frees its GPU leases as it ends; hosts stay on
+
+    def terminate(self, cluster: Cluster, lease: Lease) -> None:
+        return None
+
+    def poweroff_command(self, cluster: Cluster, machine: Machine) -> Optional[list[str]]:
+        return None  # these hosts belong to the user: lit never powers them off
+
+    def list_running(self, cluster: Cluster) -> list[Machine]:
+        return list(cluster.machines)
+
+
+def _last_json(out: str) -> Any:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _key_from_line(line: str) -> Any:
+    import paramiko
+
+    _, kind, data = line.split()[:3]
+    return paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(data))
+
+
+def _pinned_line(machine: Machine, known_hosts: Path) -> str:
+    import paramiko
+
+    keys = paramiko.HostKeys(str(known_hosts))
+    entry = keys.lookup(host_entry(machine))
+    if not entry:
+        raise BadInput(f"--known-hosts {known_hosts}: no key for {host_entry(machine)}")
+    kind = next(iter(entry.keys()))
+    return f"{host_entry(machine)} {kind} {entry[kind].get_base64()}"

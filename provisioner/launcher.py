@@ -26,7 +26,7 @@ from lit.runtime.transport import AgentSpec, Launched, Placement, short_name
 
 from . import bundle as bundles
 from . import store
-from .base import AgentGone, CannotPlace, Cluster, HostKeyChanged, Lease, Provider, Unreachable, get_provider
+from .base import AgentGone, CannotPlace, Cluster, HostKeyChanged, Lease, Machine, Provider, Unreachable, get_provider
 from .sshconn import SSH, wait_for_ssh
 
 WAIT_RETRY_SECONDS = 2.0
@@ -112,9 +112,16 @@ class ClusterLauncher:
         with self.lock:
             self.load[machine_id] = self.load.get(machine_id, 0) + delta
 
-    def load_snapshot(self) -> dict[str, int]:
+    def reserve(self, cluster: Cluster, provider: Provider, compute: CloudCompute,
+                tried: set[str]) -> Optional[Machine]:
+        """The best machine not tried yet, counted as loaded at once (works placed concurrently spread)."""
         with self.lock:
-            return dict(self.load)
+            for machine in provider.candidates(cluster, compute, self.load):
+                if machine.id not in tried:
+                    tried.add(machine.id)
+                    self.load[machine.id] = self.load.get(machine.id, 0) + 1
+                    return machine
+        return None
 
 
 class SocketTransport:
@@ -262,32 +269,27 @@ class RemoteAgent(threading.Thread):
             for cluster, provider in self.launcher.options(compute):
                 if provider.can_ever_place(cluster, compute) is not None:
                     continue
-                for machine in provider.candidates(cluster, compute, self.launcher.load_snapshot()):
+                tried: set[str] = set()
+                while True:
                     self._check_cancel()
-                    lease = provider.acquire(cluster, compute, machine, self.launcher.run_id, self.spec.work_name,
-                                             self.progress)
-                    if lease is None:
-                        continue
-                    self.progress(f"connecting to {machine.target}")
+                    machine = self.launcher.reserve(cluster, provider, compute, tried)
+                    if machine is None:
+                        break
+                    placed = False
                     try:
-                        wait_for_ssh(machine, timeout=min(60.0, self.orphan_timeout))
-                        ssh = SSH(machine, cluster.key_path, store.known_hosts_path(cluster.name),
-                                  keepalive=self.heartbeat)
-                        claimed = provider.claim(ssh, cluster, compute, lease, owner)  # type: ignore[attr-defined]
+                        placed = self._try_machine(cluster, provider, machine, owner)
                     except HostKeyChanged:
                         raise
                     except InfrastructureError as exc:
                         self.progress(f"{machine.target}: {exc}")  # a lost or refused host, named at once
                         last_error = exc
-                        continue
-                    if claimed is None:
-                        ssh.close()
-                        provider.release(cluster, lease)
-                        continue
-                    self.cluster, self.provider, self.lease, self.ssh = cluster, provider, claimed, ssh
-                    self.launcher.add_load(machine.id, 1)
-                    self._prepare(ssh, claimed)
-                    return
+                    finally:
+                        if not placed:
+                            self.launcher.add_load(machine.id, -1)
+                    if placed:
+                        assert self.ssh is not None and self.lease is not None
+                        self._prepare(self.ssh, self.lease)
+                        return
             if last_error is not None:
                 raise last_error
             if not waiting:
@@ -298,6 +300,22 @@ class RemoteAgent(threading.Thread):
             while time.monotonic() < deadline:
                 self._check_cancel()
                 time.sleep(0.1)
+
+    def _try_machine(self, cluster: Cluster, provider: Provider, machine: Machine, owner: str) -> bool:
+        lease = provider.acquire(cluster, self.spec.compute, machine, self.launcher.run_id, self.spec.work_name,
+                                 self.progress)
+        if lease is None:
+            return False
+        self.progress(f"connecting to {machine.target}")
+        wait_for_ssh(machine, timeout=min(60.0, self.orphan_timeout))
+        ssh = SSH(machine, cluster.key_path, store.known_hosts_path(cluster.name), keepalive=self.heartbeat)
+        claimed = provider.claim(ssh, cluster, self.spec.compute, lease, owner)  # type: ignore[attr-defined]
+        if claimed is None:
+            ssh.close()
+            provider.release(cluster, lease)
+            return False
+        self.cluster, self.provider, self.lease, self.ssh = cluster, provider, claimed, ssh
+        return True
 
     def _prepare(self, ssh: SSH, lease: Lease) -> None:
         machine = lease.machine

@@ -21,7 +21,11 @@ Each "host" is, on this one Linux machine:
   mounted at /run/lit-testbed inside the host.
 * a real OpenSSH ``sshd`` started with ``nsenter`` into those namespaces, so
   it can be stopped and started again while processes that earlier ssh
-  sessions started keep running.
+  sessions started keep running.  By default sshd (and so every ssh session)
+  runs without CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_BOOT and a few more
+  (``DROPPED_CAPS``): a session can neither unmount its private /root and /tmp
+  nor add a route out of the bed's subnet.  ``Host.exec`` keeps all
+  capabilities (it is for the tests' own inspection).
 
 Hosts must use a Python outside /root (``Host.python``, Debian's
 /usr/bin/python3): /root is a private, empty tmpfs on each host, so a pyenv
@@ -31,20 +35,36 @@ Requirements (root, Linux): ``bash tests/testbed_setup.sh`` installs
 openssh-server, openssh-client, iproute2, procps, util-linux and python3
 without starting a system sshd.
 
+Addresses: the bridge (real machine's side) is ``<net>.1``, host ``hN``
+(hostname ``hN``) is ``<net>.(10+N)``, sshd on port 22, user root, one
+client key pair per bed (``bed.key_path``), strict known_hosts
+(``bed.known_hosts_path``) and an ssh_config with a block per host name
+(``bed.ssh_config_path``: ``ssh -F <dir>/ssh_config h1``).
+
+Events: ``shutdown -h now`` & co. on a host append a line to
+``<bed dir>/hosts/<name>/events``; read them with ``Host.events()``, wait with
+``Host.wait_for_event()``, or get called back with ``Host.on_event()`` /
+``Host.on_poweroff()`` (a fake cloud can then call ``Host.power_off()``).
+
 By hand::
 
     python -m tests.testbed up 3 [--dir DIR]
     python -m tests.testbed status [--dir DIR]
     python -m tests.testbed down [--dir DIR]
+    python -m tests.testbed down --all   # every bed whose creator is gone
 
-DIR defaults to $LIT_TESTBED_DIR or /tmp/lit-testbed.  From Python::
+DIR defaults to $LIT_TESTBED_DIR or /tmp/lit-testbed; ``TestBed.up()``
+without a directory uses a new <tmp>/lit-testbed-XXXX.  From Python::
 
     with TestBed.up(3) as bed:
         bed.hosts[0].ssh("hostname")
 
 Everything the bed makes is recorded in ``<dir>/state.json`` before it is
-made, so ``down`` works from the state file even after a crash; it kills
-only the processes it recorded (checked against their start time).
+made, so ``down`` works from the state file even after a crash.  It kills
+only the processes it recorded (checked against their start time) and
+processes inside the bed's own network namespaces (which only the bed puts
+there).  The hosts' mounts live in their private mount namespaces and go
+away with their processes.
 """
 
 from __future__ import annotations
@@ -78,6 +98,7 @@ __all__ = [
     "TestBed",
     "TestBedError",
     "default_dir",
+    "is_power_event",
     "require_root_and_sshd",
     "testbed_fixture",
 ]
@@ -106,6 +127,39 @@ HOST_ENV = {
     "LOGNAME": "root",
 }
 _NS_FLAGS = ("--pid", "--mount", "--net", "--uts", "--ipc")
+# Capabilities taken out of the bounding set of sshd (so of everything run
+# through ssh): no mounts or unmounts (the private /root, /tmp and the
+# read-only root stay as they are), no route or link changes (no way out of
+# the bed's subnet), no reboot, clock, modules, raw disks or device nodes.
+DROPPED_CAPS: dict[str, int] = {
+    "linux_immutable": 9,
+    "net_admin": 12,
+    "sys_module": 16,
+    "sys_rawio": 17,
+    "sys_pacct": 20,
+    "sys_admin": 21,
+    "sys_boot": 22,
+    "sys_time": 25,
+    "mknod": 27,
+    "audit_control": 30,
+    "mac_override": 32,
+    "mac_admin": 33,
+    "syslog": 34,
+    "perfmon": 38,
+    "bpf": 39,
+    "checkpoint_restore": 40,
+}
+# Drops capabilities from the bounding set, then execs argv[1:] (run with
+# the hosts' python; needs no setpriv).
+_CAPDROP_CODE = (
+    "import ctypes, os, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "last = int(open('/proc/sys/kernel/cap_last_cap').read())\n"
+    "for n in map(int, sys.argv[1].split(',')):\n"
+    "    if n <= last and libc.prctl(24, n, 0, 0, 0) != 0:\n"  # PR_CAPBSET_DROP
+    "        sys.exit('lit-testbed: cannot drop capability %d: %s' % (n, os.strerror(ctypes.get_errno())))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 class TestBedError(RuntimeError):
@@ -122,7 +176,7 @@ def default_dir() -> Path:
 # python3 (-I -S) inside `ip netns exec NS unshare --pid --fork --mount ...`,
 # sets up the host's private mounts, then reaps orphans until killed.
 # --------------------------------------------------------------------------
-_INIT_CODE = r'''
+_INIT_CODE = r"""
 # lit test bed: PID 1 of one fake host (written by tests/testbed.py).
 import ctypes, json, os, signal, socket, sys, traceback
 
@@ -274,7 +328,7 @@ def main():
             sys.exit(0)
 
 main()
-'''
+"""
 
 _STANDIN = """#!/bin/sh
 # lit test bed stand-in: records the command, stops nothing.
@@ -303,9 +357,7 @@ def _run(
         stdin=None if input is not None else subprocess.DEVNULL,
     )
     if check and p.returncode != 0:
-        raise TestBedError(
-            f"{shlex.join(argv)} failed ({p.returncode}): {p.stderr.strip() or p.stdout.strip()}"
-        )
+        raise TestBedError(f"{shlex.join(argv)} failed ({p.returncode}): {p.stderr.strip() or p.stdout.strip()}")
     return p
 
 
@@ -404,6 +456,23 @@ def _global_lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def is_power_event(cmd: str) -> bool:
+    """Whether a recorded command would stop or restart a real machine."""
+    parts = cmd.split()
+    if not parts:
+        return False
+    name, args = parts[0], parts[1:]
+    if name == "shutdown":
+        return not any(a in ("-k", "-c", "--help") for a in args)
+    if name in ("poweroff", "halt", "reboot"):
+        return "--help" not in args
+    if name == "systemctl":
+        return any(a in ("poweroff", "halt", "reboot", "kexec", "emergency", "rescue") for a in args)
+    if name == "telinit":
+        return any(a in ("0", "6", "1", "s", "S") for a in args)
+    return False
+
+
 def require_root_and_sshd() -> str | None:
     """Why the test bed cannot run here, or None if it can.
 
@@ -472,6 +541,7 @@ class Host:
         self.sshd_pid: int | None = None  # nsenter on the real machine's side
         self.sshd_start: int | None = None
         self.link_is_up = True
+        self.powered_on = True
         self._holder: subprocess.Popen[bytes] | None = None
         self._sshd: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
@@ -601,7 +671,7 @@ class Host:
         pub = self.host_key_path.with_suffix(".pub").read_text().split()
         self.host_key_line = f"{self.address} {pub[0]} {pub[1]}"
 
-    def _start_holder(self, readonly_root: bool) -> None:
+    def _start_holder(self, readonly_root: bool, timeout: float = 30.0) -> None:
         cfg = {
             "hostdir": str(self.dir),
             "hostname": self.name,
@@ -659,7 +729,7 @@ class Host:
             kids = _children(self._holder.pid) if self._holder else []
             return kids[0] if kids else None
 
-        self.init_pid = _wait_for(init_found, 10, f"{self.name}: init process")
+        self.init_pid = _wait_for(init_found, timeout, f"{self.name}: init process")
         self.init_start = _proc_start(self.init_pid)
         self.bed._save_state()
 
@@ -675,7 +745,7 @@ class Host:
                 raise TestBedError(f"{self.name}: holder exited: {self._init_log_tail()}")
             return False
 
-        _wait_for(ready, 15, f"{self.name}: host mounts")
+        _wait_for(ready, timeout, f"{self.name}: host mounts")
 
     def _init_log_tail(self) -> str:
         with contextlib.suppress(OSError):
@@ -695,7 +765,15 @@ class Host:
                 return
             with open(self.sshd_log_path, "ab") as log:
                 self._sshd = subprocess.Popen(
-                    [*self._nsenter(), SSHD, "-D", "-e", "-f", f"{IN_HOST_DIR}/sshd_config"],
+                    [
+                        *self._nsenter(),
+                        *self.bed._cap_drop_argv(),
+                        SSHD,
+                        "-D",
+                        "-e",
+                        "-f",
+                        f"{IN_HOST_DIR}/sshd_config",
+                    ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -726,8 +804,10 @@ class Host:
                     os.kill(kid, signal.SIGTERM)
             try:
                 _wait_for(
-                    lambda: not _same_process(self.sshd_pid, self.sshd_start)
-                    or (self._sshd is not None and self._sshd.poll() is not None),
+                    lambda: (
+                        not _same_process(self.sshd_pid, self.sshd_start)
+                        or (self._sshd is not None and self._sshd.poll() is not None)
+                    ),
                     timeout,
                     f"{self.name}: sshd to stop",
                 )
@@ -914,12 +994,50 @@ class Host:
                 return None
             time.sleep(0.05)
 
-    def on_event(self, callback: Callable[[Host, str], None]) -> None:
-        """Call callback(host, command) for each new stand-in event (a thread polls).
+    def on_event(self, callback: Callable[[Host, str], None]) -> Callable[[], None]:
+        """Call callback(host, command) for each new stand-in event; returns a canceller.
 
-        E.g. a fake cloud stops its instance when the host runs `shutdown`.
+        A thread of the bed polls the events file every 0.1 s.
         """
-        self.bed._watch(self, callback)
+        return self.bed._watch(self, callback)
+
+    def on_poweroff(self, callback: Callable[[Host, str], None]) -> Callable[[], None]:
+        """Like on_event, for commands that would stop or restart the machine only.
+
+        E.g. a fake cloud marks its instance stopped (and calls
+        ``host.power_off()``) when the host runs ``shutdown -h now``.
+        """
+
+        def filtered(host: Host, cmd: str) -> None:
+            if is_power_event(cmd):
+                callback(host, cmd)
+
+        return self.on_event(filtered)
+
+    def power_off(self, timeout: float = 10.0) -> None:
+        """Simulate the machine stopping: sshd and every process but init die.
+
+        The host keeps its address (and /tmp, /root contents); power_on()
+        starts sshd again.
+        """
+        with self._lock:
+            self.stop_sshd()
+            deadline = time.monotonic() + timeout
+            while True:
+                left = [p for p in self.pids() if p != self.init_pid]
+                if not left:
+                    break
+                if time.monotonic() > deadline:
+                    raise TestBedError(f"{self.name}: processes {left} survived power_off")
+                self.kill_all(include_sshd=True)
+                time.sleep(0.02)
+            self.powered_on = False
+
+    def power_on(self) -> None:
+        """Start sshd again after power_off()."""
+        with self._lock:
+            self.start_sshd()
+            self.powered_on = True
 
 
 # --------------------------------------------------------------------------
@@ -940,9 +1058,11 @@ class TestBed:
         self.bridge_address = ""
         self.hosts: list[Host] = []
         self.readonly_root = True
+        self.drop_caps = True
         self.key_path = base_dir / "id_ed25519"
         self.known_hosts_path = base_dir / "known_hosts"
         self.created_at = time.time()
+        self.creator: tuple[int | None, int | None] = (os.getpid(), _proc_start(os.getpid()))
         self._state_lock = threading.RLock()
         self._watchers: list[tuple[Host, Callable[[Host, str], None], list[int]]] = []
         self._watch_thread: threading.Thread | None = None
@@ -980,8 +1100,9 @@ class TestBed:
         base_dir: str | os.PathLike[str] | None = None,
         *,
         readonly_root: bool = True,
+        drop_caps: bool = True,
         auto_down: bool = True,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
     ) -> TestBed:
         """Bring up n_hosts hosts and return the bed once each accepts ssh.
 
@@ -1014,6 +1135,7 @@ class TestBed:
                 break
         bed = cls(path, prefix, owns)
         bed.readonly_root = readonly_root
+        bed.drop_caps = drop_caps
         try:
             bed._bring_up(n_hosts, timeout)
         except BaseException:
@@ -1066,12 +1188,13 @@ class TestBed:
 
         def start(h: Host) -> None:
             h._write_config(client_pub)
-            h._start_holder(self.readonly_root)
+            h._start_holder(self.readonly_root, timeout=max(1.0, timeout - (time.monotonic() - t0)))
             h.start_sshd(timeout=max(1.0, timeout - (time.monotonic() - t0)))
 
         with ThreadPoolExecutor(max_workers=min(16, n_hosts)) as pool:
             list(pool.map(start, self.hosts))
         self.refresh_known_hosts()
+        self.ssh_config_path.write_text(self.ssh_config_text())
 
         def check(h: Host) -> None:
             deadline = t0 + timeout
@@ -1140,8 +1263,7 @@ class TestBed:
                 h.netns,
                 "sh",
                 "-c",
-                "for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do "
-                '[ -e "$f" ] && echo 1 > "$f"; done; true',
+                'for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do [ -e "$f" ] && echo 1 > "$f"; done; true',
             ]
         )
         _run(
@@ -1162,18 +1284,22 @@ class TestBed:
         _run(
             ["ip", "-batch", "-"],
             input="".join(
-                f"neigh replace {h.address} lladdr {h.mac} dev {self.bridge} nud permanent\n"
-                for h in self.hosts
+                f"neigh replace {h.address} lladdr {h.mac} dev {self.bridge} nud permanent\n" for h in self.hosts
             ),
         )
         for h in self.hosts:
             lines = [f"neigh replace {self.bridge_address} lladdr {self.bridge_mac} dev eth0 nud permanent"]
             lines += [
-                f"neigh replace {o.address} lladdr {o.mac} dev eth0 nud permanent"
-                for o in self.hosts
-                if o is not h
+                f"neigh replace {o.address} lladdr {o.mac} dev eth0 nud permanent" for o in self.hosts if o is not h
             ]
             _run(["ip", "-n", h.netns, "-batch", "-"], input="\n".join(lines) + "\n")
+
+    def _cap_drop_argv(self) -> list[str]:
+        """Command prefix that drops DROPPED_CAPS for sshd and its sessions."""
+        if not self.drop_caps:
+            return []
+        caps = ",".join(str(n) for n in DROPPED_CAPS.values())
+        return [HOST_PYTHON, "-I", "-S", "-c", _CAPDROP_CODE, caps]
 
     # ----- keys
     def known_hosts_text(self) -> str:
@@ -1185,6 +1311,30 @@ class TestBed:
         tmp = self.known_hosts_path.with_suffix(".tmp")
         tmp.write_text(self.known_hosts_text())
         os.replace(tmp, self.known_hosts_path)
+
+    @property
+    def ssh_config_path(self) -> Path:
+        """An ssh_config with a block per host name (ssh -F PATH h1)."""
+        return self.base_dir / "ssh_config"
+
+    def ssh_config_text(self) -> str:
+        blocks = []
+        for h in self.hosts:
+            blocks.append(
+                f"Host {h.name} {h.address}\n"
+                f"    HostName {h.address}\n"
+                f"    User {h.user}\n"
+                f"    Port {h.port}\n"
+                f"    IdentityFile {self.key_path}\n"
+                "    IdentitiesOnly yes\n"
+                "    BatchMode yes\n"
+                f"    UserKnownHostsFile {self.known_hosts_path}\n"
+                "    GlobalKnownHostsFile /dev/null\n"
+                "    StrictHostKeyChecking yes\n"
+                "    UpdateHostKeys no\n"
+                "    LogLevel ERROR\n"
+            )
+        return "\n".join(blocks)
 
     def ssh_base_argv(self) -> list[str]:
         """ssh and its options (strict host keys, the bed's key), without the target."""
@@ -1213,20 +1363,32 @@ class TestBed:
         ]
 
     # ----- events watcher
-    def _watch(self, host: Host, callback: Callable[[Host, str], None]) -> None:
+    def _watch(self, host: Host, callback: Callable[[Host, str], None]) -> Callable[[], None]:
+        entry = (host, callback, [len(host.events())])
         with self._state_lock:
-            self._watchers.append((host, callback, [len(host.events())]))
+            self._watchers.append(entry)
             if self._watch_thread is None:
                 self._watch_thread = threading.Thread(
                     target=self._watch_loop, name=f"{self.prefix}-events", daemon=True
                 )
                 self._watch_thread.start()
 
+        def cancel() -> None:
+            with self._state_lock:
+                if entry in self._watchers:
+                    self._watchers.remove(entry)
+
+        return cancel
+
     def _watch_loop(self) -> None:
         while not self._watch_stop.wait(0.1):
             with self._state_lock:
                 watchers = list(self._watchers)
-            for host, cb, seen in watchers:
+            for entry in watchers:
+                host, cb, seen = entry
+                with self._state_lock:
+                    if entry not in self._watchers:
+                        continue
                 evs = host.events()
                 for e in evs[seen[0] :]:
                     try:
@@ -1247,10 +1409,12 @@ class TestBed:
             "subnet": self.subnet,
             "bridge_address": self.bridge_address,
             "readonly_root": self.readonly_root,
+            "drop_caps": self.drop_caps,
             "key_path": str(self.key_path),
             "known_hosts_path": str(self.known_hosts_path),
             "created_at": self.created_at,
             "creator_pid": os.getpid(),
+            "creator_start": _proc_start(os.getpid()),
             "netns": [h.netns for h in self.hosts],
             "links": [self.bridge, *[h.peer for h in self.hosts]],
             "mounts": [f"/run/netns/{h.netns}" for h in self.hosts],
@@ -1276,9 +1440,11 @@ class TestBed:
         bed.subnet = st.get("subnet", "")
         bed.bridge_address = st.get("bridge_address", "")
         bed.readonly_root = st.get("readonly_root", True)
+        bed.drop_caps = st.get("drop_caps", True)
         bed.key_path = Path(st["key_path"])
         bed.known_hosts_path = Path(st["known_hosts_path"])
         bed.created_at = st.get("created_at", 0.0)
+        bed.creator = (st.get("creator_pid"), st.get("creator_start"))
         bed.hosts = [Host._from_state(bed, d) for d in st.get("hosts", [])]
         return bed
 
@@ -1298,39 +1464,40 @@ class TestBed:
                 return
         self._watch_stop.set()
         problems: list[str] = []
-        # 1. Processes: killing a host's init (PID 1 of its namespace) makes
-        #    the kernel kill everything inside; then the holder and nsenter
-        #    processes on our side exit.
-        for h in self.hosts:
-            if _same_process(h.init_pid, h.init_start):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(h.init_pid, signal.SIGKILL)  # type: ignore[arg-type]
-        for h in self.hosts:
-            for popen in (h._sshd, h._holder):
-                if popen is not None:
-                    try:
-                        popen.wait(10)
-                    except subprocess.TimeoutExpired:
-                        pass
-            recorded = [
-                (h.init_pid, h.init_start),
-                (h.sshd_pid, h.sshd_start),
-                (h.holder_pid, h.holder_start),
-            ]
-            deadline = time.monotonic() + 5
-            for pid, start in recorded:
-                while _same_process(pid, start) and time.monotonic() < deadline:
-                    time.sleep(0.02)
+        # 1. Processes: the ones recorded (checked against their start time)
+        #    and any process inside one of the bed's network namespaces
+        #    (only the bed puts processes there; this also finds a holder
+        #    started just before a crash, before its pid was recorded).
+        #    Killing a host's init (PID 1 of its PID namespace) makes the
+        #    kernel kill everything in that namespace.
+        targets: dict[int, int] = {}
+        for attempt in range(4):
+            found = self._bed_processes()
+            if not found:
+                break
+            targets.update(found)
+            # First the inits only: the kernel then kills the rest of each
+            # host while the nsenter and holder processes, still alive, reap
+            # their children; killing everything at once leaves zombies that
+            # hold the dying namespace up for seconds.
+            inits = {p: st for p, st in found.items() if attempt > 0 or self._is_host_init(p)}
+            for pid, start in (inits or found).items():
                 if _same_process(pid, start):
                     with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-            for popen in (h._sshd, h._holder):
-                if popen is not None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        popen.wait(5)
-            for pid, start in recorded:
-                if _same_process(pid, start):
-                    problems.append(f"{h.name}: process {pid} still running")
+                        os.kill(pid, signal.SIGKILL)
+            for h in self.hosts:
+                for popen in (h._sshd, h._holder):
+                    if popen is not None:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            popen.wait(2 if attempt == 0 else 5)
+            deadline = time.monotonic() + (2 if attempt == 0 else 5)
+            while time.monotonic() < deadline and any(_same_process(*t) for t in targets.items()):
+                time.sleep(0.01)
+        for pid, start in targets.items():
+            if _same_process(pid, start):
+                problems.append(f"process {pid} still running")
+        if problems:  # keep the namespaces (and state) so that a retry finds them
+            raise TestBedError("test bed down could not stop: " + "; ".join(problems))
         # 2. Namespaces (their veth ends go with them), then links.
         existing = _netns_list()
         for h in self.hosts:
@@ -1368,6 +1535,72 @@ class TestBed:
             with contextlib.suppress(OSError):
                 (self.base_dir / "hosts").rmdir()
 
+    def _is_host_init(self, pid: int) -> bool:
+        """pid is PID 1 of a PID namespace of its own (a host's init)."""
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("NSpid:"):
+                    ids = line.split()[1:]
+                    return len(ids) > 1 and ids[-1] == "1"
+        except OSError:
+            pass
+        return False
+
+    def _bed_processes(self) -> dict[int, int]:
+        """pid -> start time of every live process this bed made."""
+        out: dict[int, int] = {}
+        for h in self.hosts:
+            for pid, start in (
+                (h.init_pid, h.init_start),
+                (h.sshd_pid, h.sshd_start),
+                (h.holder_pid, h.holder_start),
+            ):
+                if pid and start is not None and _same_process(pid, start):
+                    out[pid] = start
+        netns_ids = set()
+        for h in self.hosts:
+            with contextlib.suppress(OSError):
+                st = os.stat(f"/run/netns/{h.netns}")
+                netns_ids.add((st.st_dev, st.st_ino))
+        if netns_ids:
+            for d in Path("/proc").iterdir():
+                if not d.name.isdigit():
+                    continue
+                try:
+                    st = os.stat(d / "ns" / "net")
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in netns_ids:
+                    start = _proc_start(int(d.name))
+                    if start is not None:
+                        out[int(d.name)] = start
+        return out
+
+    @staticmethod
+    def recorded_dirs() -> list[Path]:
+        """Bed directories with a state file: default_dir() and <tmp>/lit-testbed-*."""
+        dirs = [default_dir(), *sorted(Path(tempfile.gettempdir()).glob("lit-testbed-*"))]
+        return [d for d in dirs if (d / STATE_FILE).is_file()]
+
+    @classmethod
+    def down_abandoned(cls) -> list[Path]:
+        """Take down every recorded bed whose creating process is gone.
+
+        For a CI script or after a killed test run: a bed made by the command
+        line (whose process has exited) counts as abandoned too.
+        """
+        done = []
+        for d in cls.recorded_dirs():
+            try:
+                bed = cls.load(d)
+            except (OSError, ValueError, KeyError):
+                continue
+            if _same_process(*bed.creator):
+                continue
+            bed.down()
+            done.append(d)
+        return done
+
     @classmethod
     def down_dir(cls, base_dir: str | os.PathLike[str] | None = None) -> bool:
         """Take down the bed recorded in base_dir; False if none is recorded there."""
@@ -1397,6 +1630,9 @@ def testbed_fixture(n_hosts: int = 3, **kwargs: Any) -> Iterator[TestBed]:
         bed.down()
 
 
+testbed_fixture.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
 # --------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------
@@ -1419,8 +1655,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     a_up.add_argument("n", type=int, nargs="?", default=3)
     a_up.add_argument("--dir", default=None, help="bed directory (default $LIT_TESTBED_DIR or /tmp/lit-testbed)")
     a_up.add_argument("--rw-root", action="store_true", help="leave the shared filesystem writable on hosts")
+    a_up.add_argument(
+        "--keep-caps", action="store_true", help="do not drop mount/network capabilities for ssh sessions"
+    )
     a_down = sub.add_parser("down", help="remove everything the bed in --dir made")
     a_down.add_argument("--dir", default=None)
+    a_down.add_argument(
+        "--all",
+        action="store_true",
+        help="take down every bed (in the default dir and <tmp>/lit-testbed-*) whose creator is gone",
+    )
     a_st = sub.add_parser("status", help="show the bed in --dir")
     a_st.add_argument("--dir", default=None)
     args = ap.parse_args(argv)
@@ -1428,9 +1672,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "up":
             t0 = time.monotonic()
-            bed = TestBed.up(args.n, d, readonly_root=not args.rw_root, auto_down=False)
+            bed = TestBed.up(args.n, d, readonly_root=not args.rw_root, drop_caps=not args.keep_caps, auto_down=False)
             _print_bed(bed)
             print(f"up in {time.monotonic() - t0:.1f}s")
+        elif args.cmd == "down" and args.all:
+            for done in TestBed.down_abandoned():
+                print(f"test bed in {done} is down")
         elif args.cmd == "down":
             if TestBed.down_dir(d):
                 print(f"test bed in {d} is down")

@@ -22,7 +22,17 @@ for f in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/p
     fi
 done
 
+sshd_pid() {
+    # pid of a system sshd (from its pidfile) if one runs, else nothing
+    local pid
+    pid="$(cat /run/sshd.pid 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" = /usr/sbin/sshd ]; then
+        echo "$pid"
+    fi
+}
+
 if [ "$need_install" = 1 ]; then
+    sshd_before="$(sshd_pid)"
     created_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         # Tell invoke-rc.d not to start any service during the install.
@@ -39,26 +49,27 @@ if [ "$need_install" = 1 ]; then
         openssh-server openssh-client iproute2 procps util-linux python3
     cleanup_policy
     trap - EXIT
+
+    # Make sure the install left no system sshd running in the root
+    # namespace: stop one that was not running before it (by its pidfile;
+    # the test bed's sshds have their own pidfiles and namespaces).
+    sshd_after="$(sshd_pid)"
+    if [ -n "$sshd_after" ] && [ "$sshd_after" != "$sshd_before" ]; then
+        echo "testbed_setup.sh: stopping system sshd (pid $sshd_after) started by the install"
+        kill "$sshd_after" || true
+        rm -f /run/sshd.pid
+    fi
+    # Keep it from starting at boot on machines with an init system.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/ssh ]; then
+        update-rc.d ssh disable >/dev/null 2>&1 || true
+    fi
 else
     echo "testbed_setup.sh: everything already installed"
 fi
 
-# Make sure the install left no system sshd running in the root namespace.
-# Only the listener started from the package (its pidfile /run/sshd.pid) is
-# stopped; sshds of a test bed run with their own pidfiles and namespaces.
-if [ -f /run/sshd.pid ]; then
-    pid="$(cat /run/sshd.pid 2>/dev/null || true)"
-    if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" = /usr/sbin/sshd ]; then
-        echo "testbed_setup.sh: stopping system sshd (pid $pid) started by the install"
-        kill "$pid" || true
-    fi
-    rm -f /run/sshd.pid
-fi
-# Keep it from starting at boot on machines with an init system.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
-fi
-if command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/ssh ]; then
-    update-rc.d ssh disable >/dev/null 2>&1 || true
+if [ -n "$(sshd_pid)" ]; then
+    echo "testbed_setup.sh: note: a system sshd runs on this machine (pid $(sshd_pid)); the test bed does not use it"
 fi
 echo "testbed_setup.sh: ok"

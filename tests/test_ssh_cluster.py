@@ -297,3 +297,44 @@ def test_delete_cluster_stops_agents_left_on_the_hosts(lit: Lit, bed: TestBed) -
     assert "stopped 1 lit agents" in result.stderr
     wait_for(lambda: not any(agents(h) for h in bed.hosts), 10, "the agents to stop")
     assert not lit.record_exists("tb")
+
+
+def _demo_wheel(folder: Path) -> None:
+    """A tiny wheel made by hand (the hosts reach no package index)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "litdemo.py": b"VALUE = 42\n",
+        "litdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: litdemo\nVersion: 1.0\n",
+        "litdemo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: lit-tests\nRoot-Is-Purelib: true\n"
+                                       b"Tag: py3-none-any\n",
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("litdemo-1.0.dist-info/RECORD,,")
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / "litdemo-1.0-py3-none-any.whl", "w") as wheel:
+        for name, data in files.items():
+            wheel.writestr(name, data)
+        wheel.writestr("litdemo-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+
+
+def test_requirements_install_into_a_cached_venv_from_shipped_wheels(lit: Lit, bed: TestBed, tmp_path: Path) -> None:
+    import shutil
+
+    app_dir = tmp_path / "reqs"
+    shutil.copytree(APPS / "reqs", app_dir)
+    _demo_wheel(app_dir / "wheels")
+    lit.create()
+    first = lit("run", str(app_dir / "req_app.py"), "--cloud", "tb", timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "litdemo says 42" in first.stdout
+    assert "installing requirements.txt" in first.stderr
+    second = lit("run", str(app_dir / "req_app.py"), "--cloud", "tb", timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "installing requirements.txt" not in second.stderr  # cached by the file's hash
+    assert "code already on the host" in second.stderr  # and the bundle is not sent again

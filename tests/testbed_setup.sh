@@ -31,6 +31,11 @@ sshd_pid() {
     fi
 }
 
+# Hosts build venvs for apps' requirements.txt with Debian's python3: it needs python3-venv.
+if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    need_install=1
+fi
+
 if [ "$need_install" = 1 ]; then
     sshd_before="$(sshd_pid)"
     created_policy=0
@@ -46,7 +51,7 @@ if [ "$need_install" = 1 ]; then
     trap cleanup_policy EXIT
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        openssh-server openssh-client iproute2 procps util-linux python3
+        openssh-server openssh-client iproute2 procps util-linux python3 python3-venv
     cleanup_policy
     trap - EXIT
 

@@ -61,6 +61,11 @@ class ClusterLauncher:
         self.lock = threading.Lock()
         self.load: dict[str, int] = {}
         self.remotes: dict[str, RemoteAgent] = {}
+        self.host_locks: dict[str, threading.Lock] = {}  # one upload of the bundle per host at a time
+
+    def host_lock(self, machine_id: str) -> threading.Lock:
+        with self.lock:
+            return self.host_locks.setdefault(machine_id, threading.Lock())
 
     def _cluster(self, name: str) -> tuple[Cluster, Provider]:
         if name not in self.clusters:
@@ -322,21 +327,8 @@ class RemoteAgent(threading.Thread):
         home = ssh.check('printf %s "$HOME"', "reading $HOME").strip()
         bundle = self.launcher.bundle
         bundle_dir = f"{home}/.lit/bundles/{bundle.sha256}"
-        code, _, _ = ssh.run(f"test -f {shlex.quote(bundle_dir)}/.complete")
-        self._check_cancel()
-        if code != 0:
-            self.progress(f"shipping code ({bundle.size / 1024:.0f} KB)")
-            ssh.check(f"mkdir -p {shlex.quote(home)}/.lit/bundles", "creating ~/.lit")
-            tar_path = f"{bundle_dir}.tar-{uuid.uuid4().hex[:8]}"
-            sftp = ssh.sftp()
-            try:
-                sftp.putfo(io.BytesIO(bundle.data), tar_path)
-            finally:
-                sftp.close()
-            ssh.check(f"python3 - {shlex.quote(tar_path)} {shlex.quote(bundle_dir)}", "unpacking the code",
-                      stdin=EXTRACT.encode())
-        else:
-            self.progress("code already on the host")
+        with self.launcher.host_lock(machine.id):  # works placed on one host share one upload
+            self._ship(ssh, home, bundle_dir)
         python = machine.python or "python3"
         if bundle.requirements.strip():
             python = self._venv(ssh, home, bundle_dir, python)
@@ -366,6 +358,25 @@ class RemoteAgent(threading.Thread):
             {"leases": leases, "poweroff": self.provider.poweroff_command(self.cluster, machine)},
         )
         self.progress(f"agent up on {machine.target}")
+
+    def _ship(self, ssh: SSH, home: str, bundle_dir: str) -> None:
+        """Send the bundle unless the host has it (content-addressed: same sha256, same files)."""
+        bundle = self.launcher.bundle
+        code, _, _ = ssh.run(f"test -f {shlex.quote(bundle_dir)}/.complete")
+        self._check_cancel()
+        if code == 0:
+            self.progress("code already on the host")
+            return
+        self.progress(f"shipping code ({bundle.size / 1024:.0f} KB)")
+        ssh.check(f"mkdir -p {shlex.quote(home)}/.lit/bundles", "creating ~/.lit")
+        tar_path = f"{bundle_dir}.tar-{uuid.uuid4().hex[:8]}"
+        sftp = ssh.sftp()
+        try:
+            sftp.putfo(io.BytesIO(bundle.data), tar_path)
+        finally:
+            sftp.close()
+        ssh.check(f"python3 - {shlex.quote(tar_path)} {shlex.quote(bundle_dir)}", "unpacking the code",
+                  stdin=EXTRACT.encode())
 
     def _venv(self, ssh: SSH, home: str, bundle_dir: str, python: str) -> str:
         """The app's requirements.txt in a venv on the host, cached by the file's hash."""

@@ -355,7 +355,8 @@ class RemoteAgent(threading.Thread):
         assert self.cluster is not None and self.provider is not None
         self._placement = Placement(
             machine.address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}", machine.target,
-            {"leases": leases, "poweroff": self.provider.poweroff_command(self.cluster, machine)},
+            {"leases": leases, "poweroff": self.provider.poweroff_command(self.cluster, machine),
+             "bind_host": "0.0.0.0"},  # a work's server on its own machine serves the other works
         )
         self.progress(f"agent up on {machine.target}")
 

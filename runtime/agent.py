@@ -26,6 +26,7 @@ from .errors import LitError, ProtocolError
 from .protocol import PROTOCOL_VERSION, Frame, Peer, check_hello
 
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_HOST = "127.0.0.1"
 
 
 class Agent:
@@ -286,6 +287,8 @@ class Agent:
         if init.get("port") is not None:
             object.__setattr__(work, "_lit_port", init["port"])
         object.__setattr__(work, "_lit_internal_ip", init.get("internal_ip", ""))
+        if init.get("bind_host") and work.host == DEFAULT_HOST:
+            object.__setattr__(work, "_lit_host", init["bind_host"])  # on its own machine: reachable by others
         self.work = work
         context.agent_work = work
         for name, value in work._lit_vars().items():

@@ -254,6 +254,9 @@ class Orchestrator:
         assert handle.placement is not None and handle.init_seq is not None
         placement = handle.placement()
         object.__setattr__(work, "_lit_internal_ip", placement.internal_ip)
+        bind_host = placement.extra_init.get("bind_host")
+        if bind_host and work.host == "127.0.0.1":
+            object.__setattr__(work, "_lit_host", bind_host)
         init_args = None
         try:
             init_args = codec.encode(list(work._lit_init_args))

@@ -338,3 +338,13 @@ def test_requirements_install_into_a_cached_venv_from_shipped_wheels(lit: Lit, b
     assert second.returncode == 0, second.stderr
     assert "installing requirements.txt" not in second.stderr  # cached by the file's hash
     assert "code already on the host" in second.stderr  # and the bundle is not sent again
+
+
+def test_one_work_serves_and_another_calls_it_by_url(lit: Lit, bed: TestBed, tmp_path: Path) -> None:
+    lit.create()
+    obs = tmp_path / "obs.json"
+    result = lit("run", str(APPS / "serve_app.py"), "--cloud", "tb", "--env", f"OBS={obs}")
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(obs.read_text())
+    assert seen["url"].startswith(f"http://{bed.hosts[0].address[:-3]}")
+    assert seen["answer"]["served_by"] != seen["client"]  # across hosts

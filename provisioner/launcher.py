@@ -190,6 +190,7 @@ class RemoteAgent(threading.Thread):
         self.orphan_timeout = launcher.orphan_timeout
         self.heartbeat = min(10.0, self.orphan_timeout / 4)
         self.saw_bye = False
+        self.ended_cleanly = False
 
     # -- what the orchestrator asks ---------------------------------------------------------------
     def placement(self) -> Placement:
@@ -206,6 +207,8 @@ class RemoteAgent(threading.Thread):
     def kill(self) -> None:
         """End the agent's whole process group on its machine (it did not stop in time)."""
         self.cancelled = True
+        if self.ended_cleanly:
+            return  # it said bye and ended: nothing of it is left to kill
         threading.Thread(target=self._kill_remote, daemon=True).start()
 
     def _kill_remote(self) -> None:
@@ -224,6 +227,7 @@ class RemoteAgent(threading.Thread):
         try:
             self._provision()
             self._relay()
+            self.ended_cleanly = True
         except Cancelled:
             self._teardown()
         except LitError as exc:

@@ -324,6 +324,7 @@ class Agent:
             if result is not None:
                 raise LitError(f"{type(work).__name__}.run() returned {result!r}; a work's run() must return "
                                "None: publish results as public attributes (self.result = ...)")
+            self.flush_state(strict=True)  # a non-JSON value changed in place fails the call, naming it
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 stage, message = "failed", f"SystemExit: {exc.code}"
@@ -338,13 +339,15 @@ class Agent:
         self.current_call = None
         self.send("status", call=call_id, stage=stage, message=message, traceback=formatted)
 
-    def flush_state(self) -> None:
+    def flush_state(self, strict: bool = False) -> None:
         """Send attributes changed in place (list.append, dict[k] = v) since they were last sent."""
         changed = {}
         for name, value in self.work._lit_vars().items():
             try:
                 encoded = codec.encode(value, f"{type(self.work).__name__}.{name}")
             except LitError:
+                if strict:
+                    raise
                 continue
             text = codec.dumps(encoded)
             if self.sent.get(name) != text:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def lit_home() -> Path:
     home = os.environ.get("LIT_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".lit"
+    return Path(home).expanduser().resolve() if home else Path.home() / ".lit"
 
 
 def run_dir(run_name: str) -> Path:

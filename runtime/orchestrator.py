@@ -28,6 +28,7 @@ from .work import LightningWork
 HEARTBEAT_SECONDS = 10.0
 ORPHAN_TIMEOUT_SECONDS = 120.0
 STOP_GRACE_SECONDS = 5.0
+SHUTDOWN_GRACE_SECONDS = 3.0
 
 
 class Reporter(Protocol):
@@ -144,6 +145,7 @@ class Orchestrator:
         self.next_call_id = 0
         self.ticks = 0
         self._signal: Optional[int] = None
+        self._hurry = False
         self._wake_r, self._wake_w = os.pipe()
 
     # -- the tree ---------------------------------------------------------------------------------
@@ -400,6 +402,7 @@ class Orchestrator:
             transport.kill()
             code = transport.wait(2.0)
         failure = transport.failure()
+        transport.kill()  # children the work left behind in its process group
         transport.close()
         handle.transport = None
         handle.connected = handle.ready = False
@@ -547,8 +550,12 @@ class Orchestrator:
     def _on_signum(self, signum: int, frame: Any) -> None:
         if self._signal is None:
             self._signal = signum
-        else:
-            raise KeyboardInterrupt  # a second signal while shutting down: stop waiting
+            return
+        # A second signal while shutting down: stop waiting, end every work now.
+        self._hurry = True
+        for handle in self.handles.values():
+            if handle.transport is not None:
+                handle.transport.kill()
 
     def _on_signal(self) -> None:
         try:
@@ -561,25 +568,37 @@ class Orchestrator:
             self.outcome = Outcome(code, name, interrupted=True)
 
     def _shutdown(self) -> None:
-        """End every agent: say bye, close the streams, wait briefly, kill what is left."""
+        """End every agent: say bye, keep reading what they still send until their streams end (or a few
+        seconds pass), then kill what is left."""
         live = [h for h in self.handles.values() if h.transport is not None]
         for handle in live:
             if handle.connected:
                 self._write(handle, handle.peer.send("bye"))
             assert handle.transport is not None
             handle.transport.close()
-        deadline = time.monotonic() + 3.0
+        open_streams = {h.transport.fileno(): h for h in live if h.transport is not None}
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        while open_streams and time.monotonic() < deadline and not self._hurry:
+            for key, _ in self.selector.select(max(0.0, deadline - time.monotonic())):
+                if key.data is None:
+                    self._on_signal()
+                    continue
+                handle = key.data
+                if key.fd in open_streams and not self._drain(handle):
+                    self.selector.unregister(key.fd)
+                    del open_streams[key.fd]
         for handle in live:
             transport = handle.transport
             assert transport is not None
-            if transport.wait(max(0.0, deadline - time.monotonic())) is None:
+            if transport.wait(0.0 if handle.transport and transport.fileno() in open_streams else 1.0) is None:
                 transport.kill()
                 transport.wait(1.0)
-            self._drain(handle)
-            try:
-                self.selector.unregister(transport.fileno())
-            except (KeyError, ValueError):
-                pass
+            transport.kill()  # whatever the work left behind in its process group
+            if transport.fileno() in open_streams:
+                try:
+                    self.selector.unregister(transport.fileno())
+                except (KeyError, ValueError):
+                    pass
             handle.transport = None
             if not handle.work.has_finished and handle.work.has_started:
                 stage = WorkStageStatus.STOPPED
@@ -591,20 +610,22 @@ class Orchestrator:
                 handle.log_file = None
         self.selector.close()
 
-    def _drain(self, handle: WorkHandle) -> None:
-        """Forward log lines still in flight from an ending agent."""
+    def _drain(self, handle: WorkHandle) -> bool:
+        """Forward log lines from an ending agent. False once its stream has ended."""
         transport = handle.transport
         assert transport is not None
         try:
             while True:
                 data = transport.read()
                 if not data:
-                    return
+                    return False
                 for frame in handle.peer.feed(data):
                     if frame["t"] == "log":
                         self._on_log(handle, frame.get("stream", "stdout"), frame.get("line", ""))
-        except (BlockingIOError, OSError, ProtocolError):
-            return
+        except BlockingIOError:
+            return True
+        except (OSError, ProtocolError):
+            return False
 
     def summary(self) -> list[WorkSummary]:
         out = []

@@ -1,0 +1,1 @@
+"""The aws provider: clusters in the customer's own AWS account (a Pulumi stack), EC2 machines per work."""

@@ -183,24 +183,44 @@ def create_group() -> None:
 
 @create_group.command("cluster")
 @click.argument("name")
-@click.option("--provider", required=True, type=click.Choice(["ssh"]), help="Where the machines come from.")
+@click.option("--provider", required=True, type=click.Choice(["ssh", "aws"]), help="Where the machines come from.")
 @click.option("--hosts", help="ssh: USER@ADDR[:PORT],... the hosts of the cluster.")
 @click.option("--key", "key_path", default=None, help="ssh: private key file (default ~/.ssh/id_ed25519).")
 @click.option("--gpus", multiple=True, metavar="ADDR=N", help="ssh: GPUs the probe cannot see.")
+@click.option("--known-hosts", default=None, help="ssh: pin host keys from this file instead of trusting on first use.")
+@click.option("--role-arn", default=None, help="aws: the IAM role in your account that lit assumes.")
+@click.option("--external-id", default=None, help="aws: the external ID the role's trust policy requires.")
+@click.option("--region", default=None, help="aws: the region (default $AWS_REGION or us-east-1).")
+@click.option("--ssh-cidr", default=None, help="aws: who may SSH to work machines (default: your address/32).")
+@click.option("--work-policy-arn", "work_policy_arns", multiple=True, metavar="ARN",
+              help="aws: an IAM policy for the work machines' role (e.g. to read your datasets).")
 @click.option("--orphan-timeout", default=120.0, type=float, show_default=True,
               help="Seconds an agent waits for lit before ending its work.")
-@click.option("--known-hosts", default=None, help="ssh: pin host keys from this file instead of trusting on first use.")
 def create_cluster(name: str, provider: str, hosts: Optional[str], key_path: Optional[str], gpus: tuple[str, ...],
-                   orphan_timeout: float, known_hosts: Optional[str]) -> None:
+                   known_hosts: Optional[str], role_arn: Optional[str], external_id: Optional[str],
+                   region: Optional[str], ssh_cidr: Optional[str], work_policy_arns: tuple[str, ...],
+                   orphan_timeout: float) -> None:
     """Create cluster NAME."""
-    from lit.provisioner.ssh import SSHProvider
+    def progress(step: str) -> None:
+        click.echo(f"  {step}", err=True)
 
     try:
+        if provider == "aws":
+            from lit.provisioner.aws import cluster as aws_cluster
+
+            if not role_arn:
+                raise BadInput("--role-arn is required for --provider aws (see `lit cluster policy`)")
+            created = aws_cluster.create(name, role_arn, external_id, region, ssh_cidr, orphan_timeout,
+                                         work_policy_arns, progress)
+            click.echo(f"created cluster {created.name} in {created.settings['region']}. "
+                       f"Run: lit run app.py --cloud {name}")
+            return
+        from lit.provisioner.ssh import SSHProvider
+
         if not hosts:
             raise BadInput("--hosts is required for --provider ssh (USER@ADDR[:PORT],...)")
-        cluster, fingerprints = SSHProvider().create(
-            name, hosts, key_path, gpus, orphan_timeout, known_hosts,
-            progress=lambda step: click.echo(f"  {step}", err=True))
+        cluster, fingerprints = SSHProvider().create(name, hosts, key_path, gpus, orphan_timeout, known_hosts,
+                                                     progress=progress)
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
     how = "pinned from " + known_hosts if known_hosts else "trusted on first use; check them"
@@ -208,6 +228,32 @@ def create_cluster(name: str, provider: str, hosts: Optional[str], key_path: Opt
     for line in fingerprints:
         click.echo(f"  {line}", err=True)
     click.echo(f"created cluster {cluster.name} ({len(cluster.machines)} hosts). Run: lit run app.py --cloud {name}")
+
+
+@main.group("cluster")
+def cluster_group() -> None:
+    """About clusters."""
+
+
+@cluster_group.command("policy")
+@click.option("--external-id", default=None, help="Require this external ID in the trust policy.")
+@click.option("--account", default=None, help="The AWS account lit runs from (default: the one you are logged in to).")
+def cluster_policy(external_id: Optional[str], account: Optional[str]) -> None:
+    """Print the IAM permissions policy and trust policy for the role `lit create cluster --provider aws` assumes."""
+    from lit.provisioner.aws.cluster import policies
+
+    if account is None:
+        try:
+            from lit.provisioner.aws.session import boto3_module
+
+            account = boto3_module().client("sts").get_caller_identity()["Account"]
+        except Exception:
+            account = None  # not logged in: print the placeholder
+    permissions, trust = policies(external_id, account)
+    click.echo("# Permissions policy (attach to the role):")
+    click.echo(json.dumps(permissions, indent=2))
+    click.echo("# Trust policy (the role's trust relationship):")
+    click.echo(json.dumps(trust, indent=2))
 
 
 @main.group("list")
@@ -224,18 +270,29 @@ def list_clusters() -> None:
     from lit.provisioner import store
 
     table = Table(title="clusters", title_justify="left")
-    for column in ("name", "provider", "machines", "GPUs", "orphan timeout", "state", "created"):
+    for column in ("name", "provider", "where", "machines", "state", "orphan timeout", "created"):
         table.add_column(column)
     for name in store.list_names():
         try:
             cluster = store.load(name)
         except LitError as exc:
-            table.add_row(name, "?", "?", "?", "?", f"damaged: {exc}", "")
+            table.add_row(name, "?", "?", "?", f"damaged: {exc}", "", "")
             continue
-        machines = ", ".join(m.target for m in cluster.machines)
-        table.add_row(cluster.name, cluster.provider, machines, str(sum(m.gpus for m in cluster.machines)),
-                      f"{cluster.orphan_timeout:g} s", cluster.state, cluster.created)
-    Console(highlight=False).print(table)
+        if cluster.provider == "aws":
+            where = cluster.settings.get("region", "?")
+            try:
+                from lit.provisioner.aws.cluster import running_instances
+
+                machines = f"{len(running_instances(cluster))} instances"
+            except LitError as exc:
+                machines = f"? ({exc})"
+        else:
+            gpus = sum(m.gpus for m in cluster.machines)
+            where = ", ".join(m.address for m in cluster.machines)
+            machines = f"{len(cluster.machines)} hosts, {gpus} GPUs"
+        table.add_row(cluster.name, cluster.provider, where, machines, cluster.state,
+                      f"{cluster.orphan_timeout:g} s", cluster.created)
+    Console(highlight=False, width=160).print(table)
 
 
 @main.group("delete")
@@ -246,7 +303,8 @@ def delete_group() -> None:
 @delete_group.command("cluster")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask.")
-def delete_cluster(name: str, yes: bool) -> None:
+@click.option("--delete-data", is_flag=True, help="aws: also delete the cluster's bucket when it holds data.")
+def delete_cluster(name: str, yes: bool, delete_data: bool) -> None:
     """Delete cluster NAME (and stop any lit agent still running on its machines)."""
     from lit.provisioner import store
     from lit.provisioner.base import get_provider
@@ -261,10 +319,15 @@ def delete_cluster(name: str, yes: bool) -> None:
         if not click.confirm(f"delete cluster {name} ({len(cluster.machines)} machines)?"):
             _fail("not deleted", 1)
     try:
-        get_provider(cluster.provider).delete(cluster, progress=lambda step: click.echo(f"  {step}", err=True))
+        if cluster.provider == "aws":
+            from lit.provisioner.aws import cluster as aws_cluster
+
+            aws_cluster.delete(cluster, delete_data, progress=lambda step: click.echo(f"  {step}", err=True))
+        else:
+            get_provider(cluster.provider).delete(cluster, progress=lambda step: click.echo(f"  {step}", err=True))
+            store.remove(name)
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
-    store.remove(name)
     click.echo(f"deleted cluster {name}")
 
 

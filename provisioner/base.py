@@ -32,10 +32,12 @@ class CannotPlace(BadInput):
 
 
 def check_cluster_name(name: str) -> str:
-    if not CLUSTER_NAME.match(name or ""):
+    """The cluster's name as stored: lowercase (so the seed's `cluster-A` names cluster `cluster-a`)."""
+    normalized = (name or "").lower()
+    if not CLUSTER_NAME.match(normalized):
         raise BadInput(f"invalid cluster name {name!r}: use 1-63 lowercase letters, digits and '-', "
                        "not starting or ending with '-'")
-    return name
+    return normalized
 
 
 @dataclass(frozen=True)

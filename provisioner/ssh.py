@@ -143,7 +143,7 @@ class SSHProvider:
         """Probe every host and pin its key. Returns the cluster and the pinned fingerprints to show.
 
         Nothing is written unless every host answered."""
-        check_cluster_name(name)
+        name = check_cluster_name(name)
         if store.exists(name):
             raise BadInput(f"cluster {name!r} already exists; delete it first with `lit delete cluster {name}`")
         parsed = parse_hosts(hosts)

@@ -1,0 +1,225 @@
+"""`lit create/delete/list cluster` for the aws provider: validate locally, check the role, run the stack."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from lit.runtime.errors import BadInput, InfrastructureError
+
+from .. import store
+from ..base import Cluster, Progress, check_cluster_name
+from .engine import load_engine
+from .session import (
+    RoleSession,
+    check_emulator_is_private,
+    check_region,
+    check_role_arn,
+    emulated,
+    mapped_errors,
+    operator_public_cidr,
+)
+
+DEFAULT_REGION = "us-east-1"
+
+
+def stack_config(cluster: Cluster) -> dict[str, str]:
+    s = cluster.settings
+    return {"lit:clusterName": cluster.name, "lit:roleArn": s["role_arn"], "lit:externalId": s.get("external_id") or "",
+            "lit:sshCidr": s["ssh_cidr"], "lit:workPolicyArns": json.dumps(s.get("work_policy_arns") or []),
+            "aws:region": s["region"]}
+
+
+def _ssh_cidr(given: Optional[str]) -> str:
+    value = given or os.environ.get("LIT_SSH_CIDR")
+    if not value:
+        if emulated():
+            raise BadInput("--ssh-cidr is required against an AWS emulator (AWS_ENDPOINT_URL is set); the fake "
+                           "cloud exports LIT_SSH_CIDR")
+        value = operator_public_cidr()
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise BadInput(f"--ssh-cidr {value!r} is not an address range like 203.0.113.7/32") from None
+    if network.prefixlen == 0:
+        raise BadInput(f"--ssh-cidr {value}: SSH from the whole internet is refused; give your address/32")
+    return str(network)
+
+
+def _new_key(path: Any) -> str:
+    """A fresh SSH key for the cluster's machines (private key 0600 under the lit home). Returns the public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    store.write_private(path, private)
+    store.write_private(path.with_name(path.name + ".pub"), public + "\n")
+    return public
+
+
+def create(name: str, role_arn: str, external_id: Optional[str], region: Optional[str], ssh_cidr: Optional[str],
+           orphan_timeout: float, work_policy_arns: tuple[str, ...], progress: Progress) -> Cluster:
+    """Everything is checked before anything is made; an interrupted create runs again and finishes."""
+    name = check_cluster_name(name)
+    account = check_role_arn(role_arn)
+    region = check_region(region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                          or DEFAULT_REGION)
+    for arn in work_policy_arns:
+        if not arn.startswith("arn:") or ":policy/" not in arn:
+            raise BadInput(f"--work-policy-arn {arn!r} is not an IAM policy ARN")
+    if orphan_timeout <= 0:
+        raise BadInput(f"--orphan-timeout {orphan_timeout}: must be a positive number of seconds")
+    check_emulator_is_private()
+    resumed = None
+    if store.exists(name):
+        resumed = store.load(name)
+        if resumed.provider != "aws" or resumed.state == "ready":
+            raise BadInput(f"cluster {name!r} already exists; delete it first with `lit delete cluster {name}`")
+        if resumed.settings.get("role_arn") != role_arn or resumed.settings.get("region") != region:
+            raise BadInput(f"cluster {name!r} was being created with another role or region; finish it with the same "
+                           f"arguments or delete it with `lit delete cluster {name}`")
+    cidr = _ssh_cidr(ssh_cidr)
+    progress(f"assuming {role_arn}" + (" with an external ID" if external_id else ""))
+    try:
+        session = RoleSession(role_arn, external_id, region, f"lit-{name}")
+        seen = session.account()
+    except InfrastructureError as exc:
+        raise BadInput(f"cannot assume {role_arn}: {exc}. Check the role's trust policy (`lit cluster policy`)") \
+            from None
+    if seen != account:
+        raise BadInput(f"assuming {role_arn} gave account {seen}, not {account}")
+    engine = load_engine()  # a bad engine setting is bad input too, before anything is written
+    directory = store.cluster_dir(name)
+    key_path = directory / "id_ed25519"
+    if resumed is None or not key_path.exists():
+        public_key = _new_key(key_path)
+    else:
+        public_key = key_path.with_name("id_ed25519.pub").read_text().strip()
+    cluster = Cluster(name, "aws", (), str(key_path), float(orphan_timeout),
+                      datetime.now(timezone.utc).isoformat(timespec="seconds"), "creating",
+                      {"role_arn": role_arn, "external_id": external_id or "", "region": region, "ssh_cidr": cidr,
+                       "work_policy_arns": list(work_policy_arns), "account": account, "public_key": public_key,
+                       "endpoint": emulated() or ""})
+    store.save(cluster, "")  # the record says "creating" until the stack is up: run create again to finish
+    progress(f"running the stack {name} in {region}")
+    outputs = engine.up(name, stack_config(cluster), progress)
+    ready = Cluster(cluster.name, "aws", (), cluster.key_path, cluster.orphan_timeout, cluster.created, "ready",
+                    {**cluster.settings, "outputs": outputs})
+    store.save(ready, "")
+    return ready
+
+
+def running_instances(cluster: Cluster, session: Optional[RoleSession] = None) -> list[dict[str, Any]]:
+    """Instances tagged for the cluster, found in AWS (tags are the truth), not terminated."""
+    s = cluster.settings
+    session = session or RoleSession(s["role_arn"], s.get("external_id"), s["region"], f"lit-{cluster.name}")
+    ec2 = session.client("ec2")
+    found = []
+    with mapped_errors(f"listing instances of {cluster.name}"):
+        pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+            {"Name": "tag:lit:cluster", "Values": [cluster.name]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+        for page in pages:
+            for reservation in page["Reservations"]:
+                found.extend(reservation["Instances"])
+    return found
+
+
+def delete(cluster: Cluster, delete_data: bool, progress: Progress) -> None:
+    s = cluster.settings
+    if cluster.state == "creating" and "role_arn" not in s:
+        store.remove(cluster.name)
+        return
+    session = RoleSession(s["role_arn"], s.get("external_id"), s["region"], f"lit-{cluster.name}")
+    instances = running_instances(cluster, session)
+    if instances:
+        ids = [i["InstanceId"] for i in instances]
+        progress(f"terminating {len(ids)} instance(s): {', '.join(ids)}")
+        ec2 = session.client("ec2")
+        with mapped_errors("terminating instances"):
+            ec2.terminate_instances(InstanceIds=ids)
+            ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+    engine = load_engine()
+    progress(f"destroying the stack {cluster.name}")
+    engine.destroy(cluster.name, stack_config(cluster), progress)
+    bucket = (s.get("outputs") or {}).get("bucket")
+    if bucket:
+        _delete_bucket(session, bucket, delete_data, progress)
+    store.remove(cluster.name)
+
+
+def _delete_bucket(session: RoleSession, bucket: str, delete_data: bool, progress: Progress) -> None:
+    import botocore.exceptions
+
+    s3 = session.client("s3")
+    try:
+        listing = s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
+            return
+        raise
+    if listing.get("KeyCount", 0) and not delete_data:
+        progress(f"kept the bucket {bucket}: it still holds data (pass --delete-data to delete it too)")
+        return
+    with mapped_errors(f"deleting the bucket {bucket}"):
+        if listing.get("KeyCount", 0):
+            progress(f"deleting the data in {bucket}")
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+                objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                           for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                if objects:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if objects:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        s3.delete_bucket(Bucket=bucket)
+        progress(f"deleted the bucket {bucket}")
+
+
+def policies(external_id: Optional[str], operator_account: Optional[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The permissions the customer's role needs (what lit and the stack call), and its trust policy."""
+    principal = f"arn:aws:iam::{operator_account or '<YOUR-ACCOUNT-ID>'}:root"
+    trust: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]}
+    if external_id:
+        trust["Statement"][0]["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    permissions = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
+            "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets",
+            "ec2:DescribeInternetGateways", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSecurityGroupRules", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
+            "ec2:DescribeImages", "ec2:DescribeTags", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes",
+            "servicequotas:GetServiceQuota", "sts:GetCallerIdentity"]},
+        {"Sid": "Network", "Effect": "Allow", "Resource": "*", "Action": [
+            "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:ModifyVpcAttribute", "ec2:CreateSubnet", "ec2:DeleteSubnet",
+            "ec2:ModifySubnetAttribute", "ec2:CreateInternetGateway", "ec2:DeleteInternetGateway",
+            "ec2:AttachInternetGateway", "ec2:DetachInternetGateway", "ec2:CreateRouteTable",
+            "ec2:DeleteRouteTable", "ec2:CreateRoute", "ec2:DeleteRoute", "ec2:AssociateRouteTable",
+            "ec2:DisassociateRouteTable", "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup",
+            "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", "ec2:CreateTags"]},
+        {"Sid": "Launch", "Effect": "Allow", "Resource": "*", "Action": ["ec2:RunInstances"]},
+        {"Sid": "OnlyLitInstances", "Effect": "Allow", "Resource": "arn:aws:ec2:*:*:instance/*",
+         "Action": ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
+         "Condition": {"StringLike": {"aws:ResourceTag/lit:cluster": "*"}}},
+        {"Sid": "WorkRole", "Effect": "Allow", "Resource": [
+            "arn:aws:iam::*:role/lit/*", "arn:aws:iam::*:instance-profile/lit/*"], "Action": [
+            "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
+            "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
+            "iam:ListRolePolicies", "iam:ListInstanceProfilesForRole", "iam:CreateInstanceProfile",
+            "iam:DeleteInstanceProfile", "iam:GetInstanceProfile", "iam:TagInstanceProfile",
+            "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile"]},
+        {"Sid": "Bucket", "Effect": "Allow", "Resource": ["arn:aws:s3:::lit-*", "arn:aws:s3:::lit-*/*"], "Action": [
+            "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucket*",
+            "s3:PutBucketTagging", "s3:PutEncryptionConfiguration", "s3:GetEncryptionConfiguration",
+            "s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls", "s3:GetObject", "s3:PutObject",
+            "s3:DeleteObject", "s3:DeleteObjectVersion"]},
+    ]}
+    return permissions, trust

@@ -1,0 +1,153 @@
+"""All AWS SDK access for lit sits here: lazy imports, assumed-role sessions that refresh, error mapping.
+
+lit always works through the customer's role (assumed with the external ID when given), never the
+operator's own credentials directly: resources land in the customer's account, and the role is the limit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from lit.runtime.errors import BadInput, InfrastructureError
+
+ROLE_ARN = re.compile(
+    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d+):role/(?P<name>[\w+=,.@/-]{1,512})$"
+)
+SESSION_SECONDS = 3600
+
+
+def boto3_module() -> Any:
+    try:
+        import boto3
+    except ImportError:
+        raise BadInput("the aws provider needs its extras: pip install 'lit[aws]'") from None
+    return boto3
+
+
+def check_role_arn(arn: str) -> str:
+    """The account ID of a role ARN, or BadInput saying what is wrong with it."""
+    match = ROLE_ARN.match(arn or "")
+    if not match:
+        raise BadInput(f"--role-arn {arn!r} is not an IAM role ARN; expected "
+                       "arn:aws:iam::<12-digit account>:role/<name>")
+    account = match["account"]
+    if len(account) != 12:
+        hint = " (the Lightning docs' example arn:aws:iam::1234567890:role/lai-byoc is two digits short)" \
+            if len(account) == 10 else ""
+        raise BadInput(f"--role-arn {arn!r}: the account ID {account} has {len(account)} digits; AWS account IDs "
+                       f"have 12{hint}")
+    return account
+
+
+def check_region(region: str) -> str:
+    regions = boto3_module().session.Session().get_available_regions("ec2")
+    regions += boto3_module().session.Session().get_available_regions("ec2", partition_name="aws-us-gov")
+    if region not in regions:
+        raise BadInput(f"--region {region!r} is not an AWS region; e.g. us-east-1, eu-west-1 "
+                       f"({len(regions)} known to botocore)")
+    return region
+
+
+def emulated() -> Optional[str]:
+    """The endpoint when lit talks to an AWS emulator instead of AWS (AWS_ENDPOINT_URL), else None."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    return endpoint or None
+
+
+def check_emulator_is_private() -> None:
+    """Against an emulator lit only ever talks to private addresses (it invents public ones: never contact them)."""
+    endpoint = emulated()
+    if endpoint is None:
+        return
+    host = urlparse(endpoint).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise BadInput(f"AWS_ENDPOINT_URL={endpoint}: an emulator must be on a private address") from None
+        return
+    if not (address.is_private or address.is_loopback):
+        raise BadInput(f"AWS_ENDPOINT_URL={endpoint}: an emulator must be on a private address")
+
+
+@contextmanager
+def mapped_errors(what: str) -> Iterator[None]:
+    """The one place botocore's errors become lit's."""
+    import botocore.exceptions as errors
+
+    try:
+        yield
+    except errors.NoCredentialsError:
+        raise BadInput(f"{what}: no AWS credentials found; configure them (aws configure, AWS_PROFILE or "
+                       "AWS_ACCESS_KEY_ID) so lit can assume your role") from None
+    except errors.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        raise InfrastructureError(f"{what}: {code}: {message}") from None
+    except (errors.EndpointConnectionError, errors.ConnectTimeoutError, errors.ReadTimeoutError) as exc:
+        raise InfrastructureError(f"{what}: cannot reach AWS: {exc}") from None
+    except errors.BotoCoreError as exc:
+        raise InfrastructureError(f"{what}: {exc}") from None
+
+
+class RoleSession:
+    """A boto3 session on the customer's role whose credentials refresh before they expire."""
+
+    def __init__(self, role_arn: str, external_id: Optional[str], region: str, session_name: str) -> None:
+        self.role_arn = role_arn
+        self.external_id = external_id or None
+        self.region = region
+        self.session_name = re.sub(r"[^\w+=,.@-]", "-", session_name)[:64]
+        boto3 = boto3_module()
+        from botocore.credentials import RefreshableCredentials
+        from botocore.session import get_session
+
+        self._base = boto3.session.Session(region_name=region)
+        with mapped_errors(f"assuming {role_arn}"):
+            credentials = RefreshableCredentials.create_from_metadata(
+                metadata=self._assume(), refresh_using=self._assume, method="sts-assume-role")
+        core = get_session()
+        core._credentials = credentials
+        core.set_config_variable("region", region)
+        self.session = boto3.session.Session(botocore_session=core)
+
+    def _assume(self) -> dict[str, str]:
+        sts = self._base.client("sts")
+        kwargs: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": self.session_name,
+                                  "DurationSeconds": SESSION_SECONDS}
+        if self.external_id:
+            kwargs["ExternalId"] = self.external_id
+        with mapped_errors(f"assuming {self.role_arn}"):
+            creds = sts.assume_role(**kwargs)["Credentials"]
+        expiry = creds["Expiration"]
+        if isinstance(expiry, datetime):
+            expiry = expiry.astimezone(timezone.utc).isoformat()
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": expiry}
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, region_name=self.region)
+
+    def account(self) -> str:
+        with mapped_errors("checking the assumed role"):
+            return str(self.client("sts").get_caller_identity()["Account"])
+
+
+def operator_public_cidr() -> str:
+    """The operator's public address as AWS sees it, /32 (real AWS only)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("https://checkip.amazonaws.com", timeout=10) as response:
+            address = response.read().decode().strip()
+        ipaddress.ip_address(address)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot find your public address ({exc}); pass --ssh-cidr YOUR.ADDRESS/32") from None
+    return f"{address}/32"

@@ -26,6 +26,7 @@ from .errors import LitError, ProtocolError
 from .protocol import PROTOCOL_VERSION, Frame, Peer, check_hello
 
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+_DIAGNOSTICS_FD = 2  # the agent's own stderr, kept apart from the work's once output is captured
 DEFAULT_HOST = "127.0.0.1"
 
 
@@ -377,8 +378,8 @@ class Agent:
             except OSError:
                 pass
         if reason:
-            try:
-                os.write(2, f"lit agent: {reason}; ending the work\n".encode())
+            try:  # to the agent's own log (fd 2 now feeds the work's captured output)
+                os.write(_DIAGNOSTICS_FD, f"lit agent: {reason}; ending the work\n".encode())
             except OSError:
                 pass
         _kill_descendants()
@@ -483,6 +484,8 @@ def _format_user_traceback(exc: BaseException) -> str:
 
 def _capture_output() -> list[tuple[int, str]]:
     """Point fds 0, 1, 2 away from the protocol: stdin at /dev/null, stdout and stderr into pipes we read."""
+    global _DIAGNOSTICS_FD
+    _DIAGNOSTICS_FD = os.dup(2)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -573,6 +576,95 @@ def run_attach(socket_path: str) -> int:
                     view = view[os.write(1, view):]
 
 
+def run_forkserver(control_fd: int) -> int:
+    """Local runs: one process that has imported lit forks each work's agent (a fresh interpreter per work
+    costs ~70 ms of CPU and ~10 MB; a fork costs a few ms and shares lit's pages).
+
+    Requests arrive on the control socket: a JSON line with cwd, env and log path, plus the agent's stream as
+    a passed fd. Replies: {"pid": N}, and {"exit": N, "status": S} when a child ends."""
+    import array
+    import json
+    import select
+
+    import lit  # noqa: F401 - what every work's app imports: loaded once, shared by every fork
+
+    control = socket.socket(fileno=control_fd)
+    children: set[int] = set()
+
+    def reap() -> None:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            children.discard(pid)
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            control.send(json.dumps({"exit": pid, "status": code}).encode())
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # lit ends us; Ctrl-C goes to lit
+    while True:
+        readable, _, _ = select.select([control, wake_r], [], [])
+        if wake_r in readable:
+            os.read(wake_r, 4096)
+            reap()
+        if control not in readable:
+            continue
+        fds = array.array("i")
+        data, ancdata, _, _ = control.recvmsg(65536, socket.CMSG_SPACE(16 * fds.itemsize))
+        if not data:
+            return 0
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+        # One request per message (a SOCK_SEQPACKET socket): its JSON and the agent's stream as a passed fd.
+        request = json.loads(data)
+        stream = fds[0]
+        for extra in fds[1:]:
+            os.close(extra)
+        pid = os.fork()
+        if pid == 0:
+            _forked_agent(request, stream, control, wake_r, wake_w)
+        os.close(stream)
+        children.add(pid)
+        control.send(json.dumps({"pid": pid}).encode())
+        reap()
+
+
+def _forked_agent(request: dict[str, Any], stream: int, control: socket.socket, wake_r: int, wake_w: int) -> None:
+    """In the forked child: become the work's agent, as if started fresh in its own directory."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        control.close()
+        os.close(wake_r)
+        os.close(wake_w)
+        os.setsid()  # its own process group: lit ends a work and its children with one killpg
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        if sys.path and sys.path[0] not in ("",):
+            sys.path[0] = request["cwd"]
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 2)
+        os.close(log)
+        os.dup2(stream, 0)
+        os.dup2(stream, 1)
+        os.close(stream)
+        code = run_stdio()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     import argparse
 
@@ -584,7 +676,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     detached.add_argument("--log", default=None, help="also keep the work's output in this file")
     attach = sub.add_parser("attach", help="relay stdin/stdout to a detached agent")
     attach.add_argument("--socket", required=True)
+    forkserver = sub.add_parser("forkserver", help="fork local agents on request (lit run's local launcher)")
+    forkserver.add_argument("--control-fd", type=int, required=True)
     args = parser.parse_args(argv)
+    if args.mode == "forkserver":
+        return run_forkserver(args.control_fd)
     if args.mode == "detached":
         return run_detached(args.socket, args.log)
     if args.mode == "attach":

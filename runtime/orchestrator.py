@@ -608,6 +608,9 @@ class Orchestrator:
             if handle.log_file is not None:
                 handle.log_file.close()
                 handle.log_file = None
+        close = getattr(self.launcher, "close", None)
+        if close is not None:
+            close()
         self.selector.close()
 
     def _drain(self, handle: WorkHandle) -> bool:

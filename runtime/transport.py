@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
@@ -130,11 +131,129 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ForkServer:
+    """The local fork server: one agent process that has imported lit and forks each work's agent."""
+
+    def __init__(self, python: str, cwd: Path, log: Path) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with open(log, "ab") as log_file:
+            self.proc = subprocess.Popen(
+                [python, "-m", "lit.runtime.agent", "forkserver", "--control-fd", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=cwd, pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        theirs.close()
+        self.control = ours
+        self.exits: dict[int, int] = {}
+
+    def fork(self, cwd: Path, env: dict[str, str], log: Path) -> tuple[int, socket.socket]:
+        import array
+        import json
+
+        mine, agents = socket.socketpair()
+        request = json.dumps({"cwd": str(cwd), "env": env, "log": str(log)}).encode()
+        fds = array.array("i", [agents.fileno()])
+        self.control.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+        agents.close()
+        while True:
+            reply = self._receive(timeout=30.0)
+            if reply is None:
+                mine.close()
+                raise OSError("the local fork server did not answer")
+            if "pid" in reply:
+                return int(reply["pid"]), mine
+
+    def _receive(self, timeout: float) -> Optional[dict[str, Any]]:
+        import json
+        import select
+
+        readable, _, _ = select.select([self.control], [], [], timeout)
+        if not readable:
+            return None
+        data = self.control.recv(65536)
+        if not data:
+            raise OSError("the local fork server ended")
+        message: dict[str, Any] = json.loads(data)
+        if "exit" in message:
+            self.exits[int(message["exit"])] = int(message["status"])
+        return message
+
+    def exit_code(self, pid: int, timeout: float) -> Optional[int]:
+        deadline = time.monotonic() + timeout
+        while pid not in self.exits:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                self._receive(remaining)
+            except OSError:
+                return None
+        return self.exits[pid]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        self.control.close()
+        try:
+            self.proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ForkedTransport:
+    """The stream to an agent the fork server made: a socket; exit codes come from the fork server."""
+
+    def __init__(self, server: ForkServer, pid: int, sock: socket.socket) -> None:
+        self.server = server
+        self.pid = pid
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self) -> bytes:
+        return self.sock.recv(262144, socket.MSG_DONTWAIT)
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait(self, timeout: float) -> Optional[int]:
+        code = self.server.exit_code(self.pid, timeout)
+        if code is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        return code
+
+    def failure(self) -> Optional[Exception]:
+        return None
+
+
 class LocalLauncher:
-    """Each work in its own OS process on this machine, in its own working directory for the run."""
+    """Each work in its own OS process on this machine, in its own working directory for the run.
+
+    Agents are forked by a fork server that has imported lit once (LIT_FORKSERVER=0: a fresh interpreter per
+    work instead)."""
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
+        self.forkserver: Optional[ForkServer] = None
+        self.use_forkserver = hasattr(os, "fork") and os.environ.get("LIT_FORKSERVER", "1") != "0"
 
     def launch(self, spec: AgentSpec, app_file: Path) -> Launched:
         short = short_name(spec.work_name)
@@ -143,6 +262,12 @@ class LocalLauncher:
         logs = spec.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
+        placement = Placement("127.0.0.1", str(workdir), str(app_file))
+        if self.use_forkserver:
+            if self.forkserver is None or not self.forkserver.alive():
+                self.forkserver = ForkServer(self.python, spec.run_dir, logs / "forkserver.log")
+            pid, sock = self.forkserver.fork(workdir, env, logs / f"{short}.agent.log")
+            return Launched(ForkedTransport(self.forkserver, pid, sock), lambda: placement)
         with open(logs / f"{short}.agent.log", "ab") as agent_log:
             proc = subprocess.Popen(
                 [self.python, "-m", "lit.runtime.agent"],
@@ -150,11 +275,15 @@ class LocalLauncher:
                 cwd=workdir, env=env, bufsize=0,
                 start_new_session=True,  # Ctrl-C reaches lit only; lit ends the works itself
             )
-        placement = Placement("127.0.0.1", str(workdir), str(app_file))
         return Launched(ProcessTransport(proc), lambda: placement)
 
     def release(self, work_name: str, final: bool) -> None:
         return None
+
+    def close(self) -> None:
+        if self.forkserver is not None:
+            self.forkserver.close()
+            self.forkserver = None
 
 
 def short_name(work_name: str) -> str:

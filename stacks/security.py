@@ -28,11 +28,13 @@ class Security(pulumi.ComponentResource):
     def __init__(self, name: str, args: SecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lit:cluster:Security", name, None, opts)
         cidr = check_ssh_cidr(args.ssh_cidr)
+        # EC2 takes IPv4 ranges in cidr_blocks and IPv6 ranges in ipv6_cidr_blocks.
+        source = {"ipv6_cidr_blocks": [cidr]} if ipaddress.ip_network(cidr).version == 6 else {"cidr_blocks": [cidr]}
         self.group = aws.ec2.SecurityGroup(
             f"{name}-sg", vpc_id=args.vpc_id, description="lit work machines: SSH from the operator only",
             ingress=[
-                aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=22, to_port=22, cidr_blocks=[cidr],
-                                                 description="SSH from the operator"),
+                aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=22, to_port=22,
+                                                 description="SSH from the operator", **source),
                 aws.ec2.SecurityGroupIngressArgs(protocol="-1", from_port=0, to_port=0, self=True,
                                                  description="all traffic between the cluster's machines"),
             ],

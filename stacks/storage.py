@@ -1,7 +1,7 @@
 """The cluster's bucket for code bundles and artifacts: encrypted, all public access blocked.
 
-The bucket is retained when the stack is destroyed: lit deletes it itself, and only when it is empty or the
-user said --delete-data (never lose user data).
+The bucket (with its encryption, public access block and ownership settings) is retained when the stack is
+destroyed: lit deletes it itself, and only when it is empty or the user said --delete-data (never lose data).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ class StorageArgs:
 class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lit:cluster:Storage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # A kept bucket keeps its encryption and public access block too.
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         self.bucket = aws.s3.Bucket(f"{name}-data", bucket_prefix=f"lit-{name}-"[:37], force_destroy=False,
                                     tags=args.tags, opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         aws.s3.BucketServerSideEncryptionConfiguration(

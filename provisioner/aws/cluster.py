@@ -16,6 +16,7 @@ from .engine import load_engine
 from .session import (
     RoleSession,
     check_emulator_is_private,
+    check_external_id,
     check_region,
     check_role_arn,
     emulated,
@@ -68,6 +69,7 @@ def create(name: str, role_arn: str, external_id: Optional[str], region: Optiona
     """Everything is checked before anything is made; an interrupted create runs again and finishes."""
     name = check_cluster_name(name)
     account = check_role_arn(role_arn)
+    external_id = check_external_id(external_id)
     region = check_region(region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
                           or DEFAULT_REGION)
     for arn in work_policy_arns:

@@ -46,6 +46,18 @@ def check_role_arn(arn: str) -> str:
     return account
 
 
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+
+def check_external_id(external_id: Optional[str]) -> Optional[str]:
+    if external_id is None or external_id == "":
+        return None
+    if not EXTERNAL_ID.match(external_id):
+        raise BadInput(f"--external-id: AWS external IDs are 2-1224 characters of letters, digits and +=,.@:/-_ "
+                       f"(got {len(external_id)} characters)")
+    return external_id
+
+
 def check_region(region: str) -> str:
     regions = boto3_module().session.Session().get_available_regions("ec2")
     regions += boto3_module().session.Session().get_available_regions("ec2", partition_name="aws-us-gov")

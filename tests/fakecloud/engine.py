@@ -1,0 +1,147 @@
+"""MotoEngine: lit's StackEngine against the fake cloud (LIT_STACK_ENGINE=tests.fakecloud.engine:MotoEngine).
+
+`up` runs the same program as the real engine (lit.stacks.cluster.program) under Pulumi's mocks, in a fresh
+process (python -m tests.fakecloud.engine_run), and every resource the program declares is made for real in moto
+through the provider's assumed role. What was made is recorded, in creation order, in
+`<lit home>/fakecloud-stacks/<stack>.json`: `up` again reuses it (an interrupted up finishes the job, no
+duplicates), `destroy` deletes it in reverse order (leaving what the program marks retain_on_delete, the bucket)
+then removes the file, `outputs` reads the recorded outputs.
+
+moto is reached at AWS_ENDPOINT_URL (from the environment, or the `env` given to the constructor), which must be a
+private or loopback address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .aws import FakeCloudError, endpoint_from_env
+from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
+from .stackfile import StackFile
+
+REPO = Path(__file__).resolve().parents[2]
+Events = Callable[[str], None]
+
+
+def _lit_errors() -> tuple[type[Exception], type[Exception]]:
+    try:
+        from lit.runtime.errors import BadInput, InfrastructureError
+    except ImportError:  # usable without lit installed
+        return FakeCloudError, FakeCloudError
+    return BadInput, InfrastructureError
+
+
+class MotoEngine:
+    """A StackEngine whose cloud is moto. `env` overrides os.environ (AWS_ENDPOINT_URL, credentials)."""
+
+    def __init__(self, home: Path, env: Optional[dict[str, str]] = None, timeout: float = 300.0) -> None:
+        self.home = Path(home)
+        self.env = dict(env or {})
+        self.timeout = timeout
+
+    def _environ(self) -> dict[str, str]:
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+        return env
+
+    # ----- StackEngine
+    def up(self, stack: str, config: dict[str, str], on_event: Events) -> dict[str, Any]:
+        bad_input, infrastructure = _lit_errors()
+        env = self._environ()
+        try:
+            endpoint_from_env(env)
+            StackFile(self.home, stack)
+        except FakeCloudError as exc:
+            raise bad_input(str(exc)) from None
+        argv = [sys.executable, "-m", "tests.fakecloud.engine_run", "up", "--home", str(self.home), "--stack", stack]
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile, subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=env, cwd=str(REPO),
+                text=True, encoding="utf-8", errors="replace") as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(config))
+            proc.stdin.close()
+            expired = threading.Event()
+            timer = threading.Timer(self.timeout, lambda: (expired.set(), proc.kill()))
+            timer.start()
+            try:
+                for line in proc.stdout:
+                    on_event(line.rstrip("\n"))
+                proc.wait()
+            finally:
+                timer.cancel()
+            errfile.seek(0)
+            err = errfile.read()
+        if expired.is_set():
+            raise infrastructure(f"fake cloud: up of stack {stack} took more than {self.timeout:.0f}s")
+        if proc.returncode != 0:
+            errors = [line[len("error: "):] for line in err.splitlines() if line.startswith("error: ")]
+            detail = errors[-1] if errors else (err.strip()[-2000:] or f"exit status {proc.returncode}")
+            raise infrastructure(f"fake cloud: up of stack {stack} failed: {detail}")
+        outputs = self.outputs(stack)
+        if outputs is None:
+            raise infrastructure(f"fake cloud: up of stack {stack} recorded no outputs")
+        return outputs
+
+    def destroy(self, stack: str, config: dict[str, str], on_event: Events) -> None:
+        """Delete, newest first, what up made (but retained resources), then the stack's record."""
+        _, infrastructure = _lit_errors()
+        file = StackFile(self.home, stack)
+        env = self._environ()
+        try:
+            with file.lock():
+                data = file.load()
+                if data is None:
+                    return
+                endpoint = endpoint_from_env(env)
+                region = config.get("aws:region") or (data.get("config") or {}).get("aws:region") or ""
+                records = {r["urn"]: r for r in data["resources"]}
+                contexts: dict[str, Context] = {}
+
+                def context(rec: dict[str, Any]) -> Context:
+                    urn = rec.get("provider") or ""
+                    if urn not in contexts:
+                        provider = records.get(urn)
+                        inputs = (provider or {}).get("state") or {}
+                        contexts[urn] = provider_context(inputs, endpoint, region)
+                    return contexts[urn]
+
+                for rec in reversed(list(data["resources"])):
+                    if rec["type"] != PROVIDER_TYPE and rec.get("id"):
+                        if rec.get("retain"):
+                            on_event(f"~ {rec['type']} {rec['name']} {rec['id']} (retained)")
+                        else:
+                            HANDLERS[rec["type"]][1](context(rec), rec)
+                            on_event(f"- {rec['type']} {rec['name']} {rec['id']}")
+                    data["resources"].remove(rec)
+                    file.save(data)
+                file.remove()
+                (file.dir / f".{stack}.lock").unlink(missing_ok=True)
+        except FakeCloudError as exc:
+            raise infrastructure(f"fake cloud: destroy of stack {stack} failed: {exc}") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("botocore"):
+                raise infrastructure(f"fake cloud: destroy of stack {stack} failed: {exc}") from None
+            raise
+
+    def outputs(self, stack: str) -> Optional[dict[str, Any]]:
+        data = StackFile(self.home, stack).load()
+        if data is None or data.get("outputs") is None:
+            return None
+        return dict(data["outputs"])
+
+    # ----- for tests
+    def state(self, stack: str) -> Optional[dict[str, Any]]:
+        """The stack's record (see stackfile.py), or None."""
+        return StackFile(self.home, stack).load()
+
+    def state_path(self, stack: str) -> Path:
+        return StackFile(self.home, stack).path
+

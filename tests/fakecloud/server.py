@@ -1,0 +1,304 @@
+"""FakeCloud: moto in server mode (EC2, IAM, STS, S3 over HTTP) on a private address of a test bed's bridge.
+
+The bridge comes from tests/testbed.py (one host: the bed needs at least one), so fake hosts in the bed's network
+namespaces reach moto too. moto runs as `python -m moto.server -H <bridge address> -p <free port>` in a session of
+its own; everything (moto's PID and start time, the bed's directory) is recorded in `<dir>/state.json` before it is
+started, so `down` works from the record after a crash, and stops only the process it recorded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+from tests.testbed import TestBed, _proc_start, _same_process, require_root_and_sshd
+
+from .aws import DEFAULT_REGION, DUMMY_KEY, FakeCloudError, assumed_session
+
+STATE_FILE = "state.json"
+ENGINE = "tests.fakecloud.engine:MotoEngine"
+
+
+def default_dir() -> Path:
+    """The directory the command line uses: $LIT_FAKECLOUD_DIR or /tmp/lit-fakecloud."""
+    return Path(os.environ.get("LIT_FAKECLOUD_DIR") or "/tmp/lit-fakecloud")
+
+
+def requirement() -> Optional[str]:
+    """Why the fake cloud cannot run here (root for the bridge, moto installed), or None."""
+    reason = require_root_and_sshd()
+    if reason:
+        return reason
+    for module in ("moto.server", "boto3", "pulumi", "pulumi_aws"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            return f"{module} is not installed ({exc}); pip install 'moto[server]' boto3 pulumi pulumi-aws"
+    return None
+
+
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str, timeout: float = 1.0) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to moto, never a proxy
+    try:
+        with opener.open(f"{url}/moto-api/data.json", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+class FakeCloud:
+    """A running fake cloud: `.endpoint`, `.env` (the variables that point lit at it), `.session(role)`."""
+
+    def __init__(self, base_dir: Path, owns_dir: bool) -> None:
+        self.base_dir = base_dir
+        self.owns_dir = owns_dir
+        self.region = DEFAULT_REGION
+        self.address = ""
+        self.port = 0
+        self.moto_pid: Optional[int] = None
+        self.moto_start: Optional[int] = None
+        self.bed: Optional[TestBed] = None
+        self.bed_dir: Optional[Path] = None
+        self.creator = (os.getpid(), _proc_start(os.getpid()))
+        self.created_at = time.time()
+        self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._is_down = False
+
+    def __repr__(self) -> str:
+        return f"<FakeCloud {self.endpoint or '(not started)'} in {self.base_dir}>"
+
+    def __enter__(self) -> FakeCloud:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ----- what it offers
+    @property
+    def state_path(self) -> Path:
+        return self.base_dir / STATE_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / "moto.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.address}:{self.port}" if self.address else ""
+
+    @property
+    def bridge_address(self) -> str:
+        return self.address
+
+    @property
+    def ssh_cidr(self) -> str:
+        return f"{self.address}/32"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What makes lit (and boto3) use the fake cloud: the endpoint, dummy credentials, the engine."""
+        no_proxy = ",".join(p for p in (os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), self.address) if p)
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+                "AWS_SECRET_ACCESS_KEY": DUMMY_KEY, "AWS_DEFAULT_REGION": self.region,
+                "LIT_STACK_ENGINE": ENGINE, "LIT_SSH_CIDR": self.ssh_cidr,
+                "NO_PROXY": no_proxy, "no_proxy": no_proxy}
+
+    def session(self, role_arn: str, external_id: Optional[str] = None, region: Optional[str] = None,
+                session_name: str = "lit-fakecloud-test") -> Any:
+        """A boto3 Session on role_arn assumed through moto's STS (what it makes lands in the role's account)."""
+        return assumed_session(self.endpoint, role_arn, external_id, region or self.region, session_name)
+
+    def client(self, session: Any, service: str) -> Any:
+        """A client of `session` bound to moto (explicit endpoint, no proxy)."""
+        from botocore.config import Config
+
+        return session.client(service, endpoint_url=self.endpoint, region_name=session.region_name or self.region,
+                              config=Config(proxies={}))
+
+    def moto_running(self) -> bool:
+        return _same_process(self.moto_pid, self.moto_start)
+
+    # ----- state
+    def _to_state(self) -> dict[str, Any]:
+        return {"address": self.address, "port": self.port, "region": self.region, "moto_pid": self.moto_pid,
+                "moto_start": self.moto_start, "bed_dir": str(self.bed_dir) if self.bed_dir else None,
+                "owns_dir": self.owns_dir, "creator": list(self.creator), "created_at": self.created_at,
+                "endpoint": self.endpoint}
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_name(f".{STATE_FILE}.{os.getpid()}")
+        tmp.write_text(json.dumps(self._to_state(), indent=2) + "\n")
+        os.replace(tmp, self.state_path)
+
+    @classmethod
+    def load(cls, base_dir: str | os.PathLike[str] | None = None) -> FakeCloud:
+        path = Path(base_dir) if base_dir is not None else default_dir()
+        state = json.loads((path / STATE_FILE).read_text())
+        cloud = cls(path, bool(state.get("owns_dir")))
+        cloud.address, cloud.port = state.get("address", ""), int(state.get("port") or 0)
+        cloud.region = state.get("region") or DEFAULT_REGION
+        cloud.moto_pid, cloud.moto_start = state.get("moto_pid"), state.get("moto_start")
+        cloud.bed_dir = Path(state["bed_dir"]) if state.get("bed_dir") else None
+        cloud.creator = tuple(state.get("creator") or (None, None))  # type: ignore[assignment]
+        cloud.created_at = state.get("created_at", 0.0)
+        return cloud
+
+    # ----- up
+    @classmethod
+    def up(cls, base_dir: str | os.PathLike[str] | None = None, *, region: str = DEFAULT_REGION,
+           auto_down: bool = True, timeout: float = 60.0) -> FakeCloud:
+        """Bring up a bridge (a one-host test bed) and moto on the bridge's address; return once moto answers.
+
+        base_dir None: a new <tmp>/lit-fakecloud-XXXX (removed by down()). auto_down: take it down when this
+        Python process exits, if nobody did.
+        """
+        reason = requirement()
+        if reason:
+            raise FakeCloudError(reason)
+        if base_dir is None:
+            path, owns = Path(tempfile.mkdtemp(prefix="lit-fakecloud-")), True
+        else:
+            path = Path(base_dir).absolute()
+            if (path / STATE_FILE).exists():
+                raise FakeCloudError(f"a fake cloud is already recorded in {path}; take it down first "
+                                     f"(python -m tests.fakecloud down --dir {path})")
+            owns = not path.exists() or not any(path.iterdir())
+            path.mkdir(parents=True, exist_ok=True)
+        cloud = cls(path, owns)
+        cloud.region = region
+        try:
+            cloud._bring_up(timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cloud.down()
+            raise
+        if auto_down:
+            atexit.register(cloud._down_quietly)
+        return cloud
+
+    def _bring_up(self, timeout: float) -> None:
+        t0 = time.monotonic()
+        self.bed_dir = self.base_dir / "testbed"
+        self._save_state()
+        # The test bed needs one host at least; the host is also where a later test can reach moto from.
+        self.bed = TestBed.up(1, self.bed_dir, auto_down=False, timeout=timeout)
+        self.address = self.bed.bridge_address
+        self.port = _free_port(self.address)
+        self._save_state()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+        # AWS managed policies (arn:aws:iam::aws:policy/...) exist, so lit:workPolicyArns can name them.
+        env.update(AWS_ACCESS_KEY_ID=DUMMY_KEY, AWS_SECRET_ACCESS_KEY=DUMMY_KEY, AWS_DEFAULT_REGION=self.region,
+                   MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", self.address, "-p", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.base_dir),
+                start_new_session=True)
+        self.moto_pid, self.moto_start = self._proc.pid, _proc_start(self._proc.pid)
+        self._save_state()
+        deadline = t0 + timeout
+        while not _answers(self.endpoint):
+            if self._proc.poll() is not None:
+                raise FakeCloudError(f"moto exited ({self._proc.returncode}): {self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise FakeCloudError(f"moto did not answer on {self.endpoint} within {timeout:.0f}s: "
+                                     f"{self._log_tail()}")
+            time.sleep(0.05)
+
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-2000:]
+        return ""
+
+    # ----- down
+    def _down_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self.down()
+
+    def down(self, timeout: float = 10.0) -> None:
+        """Stop moto (only the process recorded, checked by its start time), take the bed down, remove files."""
+        if self._is_down:
+            return
+        problems = []
+        if self.moto_pid and _same_process(self.moto_pid, self.moto_start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.moto_pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _same_process(self.moto_pid, self.moto_start):
+                if self._proc is not None:
+                    self._proc.poll()
+                if time.monotonic() > deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.moto_pid, signal.SIGKILL)
+                    deadline = time.monotonic() + timeout
+                time.sleep(0.05)
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout)
+        if self.bed is None and self.bed_dir is not None and (self.bed_dir / "state.json").exists():
+            try:
+                self.bed = TestBed.load(self.bed_dir)
+            except (OSError, ValueError, KeyError) as exc:
+                problems.append(f"cannot read the test bed in {self.bed_dir}: {exc}")
+        if self.bed is not None:
+            try:
+                self.bed.down()
+            except Exception as exc:
+                problems.append(f"test bed: {exc}")
+        if problems:
+            raise FakeCloudError("fake cloud down left things behind: " + "; ".join(problems))
+        self._is_down = True
+        if self.owns_dir:
+            import shutil
+
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+        else:
+            self.state_path.unlink(missing_ok=True)
+            self.log_path.unlink(missing_ok=True)
+
+    @classmethod
+    def down_dir(cls, base_dir: str | os.PathLike[str] | None = None) -> bool:
+        """Take down the fake cloud recorded in base_dir; False if none is recorded there."""
+        path = Path(base_dir) if base_dir is not None else default_dir()
+        if not (path / STATE_FILE).exists():
+            return False
+        cls.load(path).down()
+        return True
+
+
+def fakecloud_fixture(**kwargs: Any) -> Iterator[FakeCloud]:
+    """Generator for a pytest fixture: yields a fake cloud that is up, takes it down after.
+
+        @pytest.fixture(scope="module")
+        def cloud():
+            reason = requirement()
+            if reason:
+                pytest.skip(reason)
+            yield from fakecloud_fixture()
+    """
+    cloud = FakeCloud.up(**kwargs)
+    try:
+        yield cloud
+    finally:
+        cloud.down()
+
+
+fakecloud_fixture.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -31,6 +31,9 @@ STATE_FILE = "state.json"
 ENGINE = "tests.fakecloud.engine:MotoEngine"
 
 
+REPO_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+
+
 def default_dir() -> Path:
     """The directory the command line uses: $LIT_FAKECLOUD_DIR or /tmp/lit-fakecloud."""
     return Path(os.environ.get("LIT_FAKECLOUD_DIR") or "/tmp/lit-fakecloud")
@@ -119,7 +122,9 @@ class FakeCloud:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": DUMMY_KEY,
                 "AWS_SECRET_ACCESS_KEY": DUMMY_KEY, "AWS_DEFAULT_REGION": self.region,
                 "LIT_STACK_ENGINE": ENGINE, "LIT_SSH_CIDR": self.ssh_cidr,
-                "NO_PROXY": no_proxy, "no_proxy": no_proxy}
+                "NO_PROXY": no_proxy, "no_proxy": no_proxy,
+                # The engine lives in the repository's tests package: let any `lit` command import it.
+                "PYTHONPATH": os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)}
 
     def session(self, role_arn: str, external_id: Optional[str] = None, region: Optional[str] = None,
                 session_name: str = "lit-fakecloud-test") -> Any:

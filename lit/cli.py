@@ -96,7 +96,10 @@ def _unique_dir(base: Path) -> Path:
 @click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Environment variable for the app.")
 @click.option("--name", default=None, help="Run name (default: the file's stem and the UTC time).")
 @click.option("--cloud", default=None, metavar="CLUSTER", help="Run each work on a machine of CLUSTER.")
-def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], cloud: Optional[str]) -> None:
+@click.option("--keep-machines", is_flag=True,
+              help="At the end, stop the cloud machines instead of terminating them (the next run reuses them).")
+def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], cloud: Optional[str],
+                keep_machines: bool) -> None:
     """Run APP.py: the flow here, each work in its own process (or machine, with --cloud)."""
     started = time.monotonic()
     from lit.runtime.home import lit_home
@@ -116,7 +119,7 @@ def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], 
         if cloud is not None:
             from lit.provisioner.launcher import ClusterLauncher
 
-            launcher = ClusterLauncher(cloud, run_name, Path(app_file))
+            launcher = ClusterLauncher(cloud, run_name, Path(app_file), keep_machines=keep_machines)
             launcher.check([(name, work.cloud_compute) for name, work in app.root.named_works()])
     except UserCodeError as exc:
         click.echo(exc.formatted.rstrip(), err=True)
@@ -142,6 +145,12 @@ def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], 
         click.echo(f"{label}: {outcome.message}", err=True)
     _write_record(run_dir, app_file, outcome, elapsed)
     _print_summary(outcome, elapsed, run_dir)
+    if launcher is not None:
+        still_up = launcher.still_up()
+        if still_up:
+            ids = " ".join(still_up)
+            click.echo(f"still up: {ids}. Remove them with `lit delete cluster {cloud} --yes`, or "
+                       f"`aws ec2 terminate-instances --instance-ids {ids}`", err=True)
     sys.exit(outcome.exit_code)
 
 
@@ -165,12 +174,21 @@ def _print_summary(outcome: Any, elapsed: float, run_dir: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"lit run: exit {outcome.exit_code} in {elapsed:.2f} s", title_justify="left")
-    for column in ("work", "compute", "status", "calls", "wall time"):
-        table.add_column(column, justify="right" if column in ("calls", "wall time") else "left")
+    machines = any(work.instance_type for work in outcome.works)
+    columns = ["work", "compute", "status", "calls", "wall time"]
+    if machines:
+        columns += ["instance", "machine time", "cost"]
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("calls", "wall time", "machine time", "cost")
+                         else "left")
     styles = {"succeeded": "green", "failed": "red", "stopped": "yellow"}
     for work in outcome.works:
         stage = f"[{styles.get(work.stage, 'white')}]{work.stage}[/]"
-        table.add_row(work.name, work.compute, stage, str(work.calls), f"{work.wall_time:.2f} s")
+        row = [work.name, work.compute, stage, str(work.calls), f"{work.wall_time:.2f} s"]
+        if machines:
+            row += [work.instance_type or "-", f"{work.machine_seconds:.1f} s" if work.instance_type else "-",
+                    f"${work.cost:.4f}" if work.instance_type else "-"]
+        table.add_row(*row)
     console = Console(stderr=True, highlight=False)
     console.print(table)
     console.print(f"logs: {run_dir / 'logs'}", style="dim")

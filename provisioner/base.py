@@ -106,6 +106,9 @@ class Lease:
     machine: Machine
     gpu_ids: tuple[int, ...] = ()
     lease_dir: Optional[str] = None
+    known_hosts: Optional[str] = None  # this machine's pinned host key, when not the cluster's file
+    instance_type: str = ""
+    price_per_hour: float = 0.0
 
 
 Progress = Callable[[str], None]
@@ -125,8 +128,16 @@ class Provider(Protocol):
         ...
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress) -> Optional[Lease]:
-        """Take `machine` for one work (leasing its GPUs), or None if it is not free now."""
+                progress: Progress, app: str = "") -> Optional[Lease]:
+        """Take `machine` for one work (leasing its GPUs; making the instance), or None if it is not free now."""
+        ...
+
+    def claim(self, ssh: Any, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:
+        """On the machine, over the first verified connection (lease GPUs, replace the host key)."""
+        ...
+
+    def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:
+        """Seconds after a work's last call ends before its machine is released; None: keep it."""
         ...
 
     def release(self, cluster: Cluster, lease: Lease) -> None:
@@ -151,8 +162,9 @@ class Provider(Protocol):
 
 def get_provider(name: str) -> Provider:
     from . import ssh
+    from .aws.provider import AWSProvider
 
-    providers: dict[str, Callable[[], Provider]] = {"ssh": ssh.SSHProvider}
+    providers: dict[str, Callable[[], Provider]] = {"ssh": ssh.SSHProvider, "aws": AWSProvider}
     factory = providers.get(name)
     if factory is None:
         raise BadInput(f"unknown provider {name!r}; available: {', '.join(providers)}")

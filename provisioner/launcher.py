@@ -52,8 +52,10 @@ class Cancelled(LitError):
 class ClusterLauncher:
     """Starts each work's agent on a machine of a cluster (`--cloud NAME`, or the work's own clusters)."""
 
-    def __init__(self, default_cluster: str, run_id: str, app_file: Path) -> None:
+    def __init__(self, default_cluster: str, run_id: str, app_file: Path, keep_machines: bool = False) -> None:
         self.run_id = run_id
+        self.app_name = Path(app_file).stem
+        self.keep_machines = keep_machines
         self.default = default_cluster
         self.clusters: dict[str, tuple[Cluster, Provider]] = {}
         self._cluster(default_cluster)
@@ -62,6 +64,8 @@ class ClusterLauncher:
         self.load: dict[str, int] = {}
         self.remotes: dict[str, RemoteAgent] = {}
         self.host_locks: dict[str, threading.Lock] = {}  # one upload of the bundle per host at a time
+        self.reports: dict[str, dict[str, Any]] = {}
+        self.up: set[str] = set()
 
     def host_lock(self, machine_id: str) -> threading.Lock:
         with self.lock:
@@ -97,21 +101,51 @@ class ClusterLauncher:
     def launch(self, spec: AgentSpec, app_file: Path) -> Launched:
         self.check([(spec.work_name, spec.compute)])
         ours, theirs = socket.socketpair()
-        remote = RemoteAgent(self, spec, theirs)
+        with self.lock:
+            previous = self.remotes.get(spec.work_name)
+        remote = RemoteAgent(self, spec, theirs, previous)
         with self.lock:
             self.remotes[spec.work_name] = remote
         remote.start()
         return Launched(SocketTransport(ours, remote), remote.placement)
 
+    def idle(self, work_name: str) -> Optional[float]:
+        """Seconds after the work's last call before its machine is released (None: keep it up)."""
+        with self.lock:
+            remote = self.remotes.get(work_name)
+        if remote is None or remote.cluster is None or remote.provider is None:
+            return None
+        return remote.provider.idle_delay(remote.cluster, self.spec_compute(remote))
+
+    @staticmethod
+    def spec_compute(remote: RemoteAgent) -> CloudCompute:
+        return remote.spec.compute
+
     def release(self, work_name: str, final: bool) -> None:
+        """The work's agent ended: final=False, its machine may be stopped (a later call starts it again);
+        final=True, the app ended: terminate it (or stop it, with --keep-machines)."""
         with self.lock:
             remote = self.remotes.pop(work_name, None) if final else self.remotes.get(work_name)
-        if remote is not None and remote.lease is not None and remote.provider is not None:
-            assert remote.cluster is not None
-            if final:
-                remote.provider.terminate(remote.cluster, remote.lease)
-            else:
-                remote.provider.release(remote.cluster, remote.lease)
+        if remote is None:
+            return
+        if final:
+            if remote.release_thread is not None:
+                remote.release_thread.join()
+            remote.release_machine(not self.keep_machines)
+        elif remote.release_thread is None:
+            # Between calls: stop the machine without holding up the loop (a StopInstances round trip).
+            remote.release_thread = threading.Thread(target=remote.release_machine, args=(False,), daemon=True)
+            remote.release_thread.start()
+
+    def machine_report(self) -> dict[str, dict[str, Any]]:
+        """Per work: instance type, machine seconds and cost (for the run summary)."""
+        with self.lock:
+            return {name: report for name, report in self.reports.items()}
+
+    def still_up(self) -> list[str]:
+        """Machines this run started that are not known to be stopped or terminated."""
+        with self.lock:
+            return sorted(self.up)
 
     def add_load(self, machine_id: str, delta: int) -> None:
         with self.lock:
@@ -172,8 +206,11 @@ class SocketTransport:
 class RemoteAgent(threading.Thread):
     """Prepares one work's machine, starts its agent, then relays bytes until the agent or lit ends."""
 
-    def __init__(self, launcher: ClusterLauncher, spec: AgentSpec, sock: socket.socket) -> None:
+    def __init__(self, launcher: ClusterLauncher, spec: AgentSpec, sock: socket.socket,
+                 previous: Optional[RemoteAgent] = None) -> None:
         super().__init__(name=f"lit-remote-{spec.work_name}", daemon=True)
+        self.previous = previous  # this work's last agent: its machine is released before we reuse it
+        self.release_thread: Optional[threading.Thread] = None
         self.launcher = launcher
         self.spec = spec
         self.sock = sock
@@ -191,6 +228,44 @@ class RemoteAgent(threading.Thread):
         self.heartbeat = min(10.0, self.orphan_timeout / 4)
         self.saw_bye = False
         self.ended_cleanly = False
+        self.released = False
+        self.running_since: Optional[float] = None
+        self.machine_seconds = 0.0
+
+    # -- the machine's life ------------------------------------------------------------------------
+    def release_machine(self, terminate: bool) -> None:
+        """Stop (or terminate) the machine the provider made for this work; count its time."""
+        if self.lease is None or self.cluster is None or self.provider is None or self.released:
+            return
+        self.released = True
+        if self.running_since is not None:
+            self.machine_seconds += time.monotonic() - self.running_since
+            self.running_since = None
+        lease, cluster, provider = self.lease, self.cluster, self.provider
+        try:
+            if terminate:
+                provider.terminate(cluster, lease)
+            else:
+                provider.release(cluster, lease)
+            if lease.instance_type:
+                self.progress("machine terminated" if terminate else "machine stopped")
+        except LitError as exc:
+            self.progress(f"could not release {lease.machine.id}: {exc}")
+            return
+        finally:
+            self._report()
+        if lease.instance_type:
+            with self.launcher.lock:
+                self.launcher.up.discard(lease.machine.id)
+
+    def _report(self) -> None:
+        if self.lease is None or not self.lease.instance_type:
+            return
+        seconds = self.machine_seconds + (time.monotonic() - self.running_since if self.running_since else 0.0)
+        with self.launcher.lock:
+            self.launcher.reports[self.spec.work_name] = {
+                "machine": self.lease.machine.id, "instance_type": self.lease.instance_type, "seconds": seconds,
+                "cost": seconds / 3600 * self.lease.price_per_hour}
 
     # -- what the orchestrator asks ---------------------------------------------------------------
     def placement(self) -> Placement:
@@ -215,8 +290,7 @@ class RemoteAgent(threading.Thread):
         if self.agent_pid is None or self.cluster is None or self.lease is None:
             return
         try:
-            with SSH(self.lease.machine, self.cluster.key_path, store.known_hosts_path(self.cluster.name),
-                     timeout=5) as ssh:
+            with SSH(self.lease.machine, self.cluster.key_path, self._known_hosts(), timeout=5) as ssh:
                 ssh.run(f"kill -9 -- -{self.agent_pid} {self.agent_pid} 2>/dev/null; "
                         f"rm -f {shlex.quote(self.socket_path)} {shlex.quote(self.socket_path)}.pid", timeout=10)
         except LitError:
@@ -225,6 +299,10 @@ class RemoteAgent(threading.Thread):
     # -- the thread -------------------------------------------------------------------------------
     def run(self) -> None:
         try:
+            if self.previous is not None and self.previous.release_thread is not None:
+                self.previous.release_thread.join()
+            if self.previous is not None:
+                self.machine_seconds = self.previous.machine_seconds
             self._provision()
             self._relay()
             self.ended_cleanly = True
@@ -245,6 +323,12 @@ class RemoteAgent(threading.Thread):
             except OSError:
                 pass
 
+    def _known_hosts(self) -> Path:
+        assert self.cluster is not None
+        if self.lease is not None and self.lease.known_hosts:
+            return Path(self.lease.known_hosts)
+        return store.known_hosts_path(self.cluster.name)
+
     def _teardown(self) -> None:
         if self.agent_pid is not None and self.saw_bye is False and self.failure is not None:
             self._kill_remote()
@@ -256,6 +340,8 @@ class RemoteAgent(threading.Thread):
                     pass
         if self.lease is not None:
             self.launcher.add_load(self.lease.machine.id, -1)
+            if self.lease.instance_type:  # a machine made for this work: never leave it running
+                self.release_machine(terminate=not self.launcher.keep_machines)
 
     def _check_cancel(self) -> None:
         if self.cancelled:
@@ -312,18 +398,29 @@ class RemoteAgent(threading.Thread):
 
     def _try_machine(self, cluster: Cluster, provider: Provider, machine: Machine, owner: str) -> bool:
         lease = provider.acquire(cluster, self.spec.compute, machine, self.launcher.run_id, self.spec.work_name,
-                                 self.progress)
+                                 self.progress, app=self.launcher.app_name)
         if lease is None:
             return False
+        self.cluster, self.provider, self.lease = cluster, provider, lease
+        if lease.instance_type:  # a machine made for this run: count it until it is released
+            self.running_since = time.monotonic()
+            with self.launcher.lock:
+                self.launcher.up.add(lease.machine.id)
+        machine = lease.machine
         self.progress(f"connecting to {machine.target}")
-        wait_for_ssh(machine, timeout=min(60.0, self.orphan_timeout))
-        ssh = SSH(machine, cluster.key_path, store.known_hosts_path(cluster.name), keepalive=self.heartbeat)
-        claimed = provider.claim(ssh, cluster, self.spec.compute, lease, owner)  # type: ignore[attr-defined]
+        # A new instance takes a while to boot; a host of the user's answers at once or not at all.
+        wait_for_ssh(machine, timeout=max(300.0, self.orphan_timeout) if lease.instance_type else
+                     min(60.0, self.orphan_timeout))
+        ssh = SSH(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
+        if lease.instance_type:
+            self.progress("SSH ready")
+        claimed = provider.claim(ssh, cluster, self.spec.compute, lease, owner)
         if claimed is None:
             ssh.close()
             provider.release(cluster, lease)
+            self.cluster, self.provider, self.lease = None, None, None
             return False
-        self.cluster, self.provider, self.lease, self.ssh = cluster, provider, claimed, ssh
+        self.lease, self.ssh = claimed, ssh
         return True
 
     def _prepare(self, ssh: SSH, lease: Lease) -> None:
@@ -406,7 +503,7 @@ class RemoteAgent(threading.Thread):
     def _open_channel(self) -> Any:
         assert self.cluster is not None and self.lease is not None
         if self.ssh is None:
-            self.ssh = SSH(self.lease.machine, self.cluster.key_path, store.known_hosts_path(self.cluster.name),
+            self.ssh = SSH(self.lease.machine, self.cluster.key_path, self._known_hosts(),
                            timeout=min(10.0, self.orphan_timeout / 2), keepalive=self.heartbeat)
         return self.ssh.channel(self.attach_command)
 

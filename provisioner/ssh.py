@@ -221,7 +221,7 @@ class SSHProvider:
         return sorted(cluster.machines, key=lambda m: (m.gpus > 0, load.get(m.id, 0) / max(m.cpus, 1)))
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress) -> Optional[Lease]:
+                progress: Progress, app: str = "") -> Optional[Lease]:
         return Lease(cluster.name, machine)
 
     def claim(self, ssh: SSH, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:
@@ -234,6 +234,9 @@ class SSHProvider:
         if not result["gpus"]:
             return None
         return Lease(lease.cluster, lease.machine, tuple(result["gpus"]), result["base"])
+
+    def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:
+        return None  # hosts belong to the user: agents stay up between calls, nothing is stopped
 
     def release(self, cluster: Cluster, lease: Lease) -> None:
         return None  # the agent frees its GPU leases as it ends; hosts stay on

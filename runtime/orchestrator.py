@@ -72,6 +72,9 @@ class WorkSummary:
     calls: int
     wall_time: float
     message: Optional[str] = None
+    instance_type: str = ""
+    machine_seconds: float = 0.0
+    cost: float = 0.0
 
 
 @dataclass
@@ -105,6 +108,8 @@ class WorkHandle:
         self.last_sent = 0.0
         self.placement: Optional[Callable[[], Placement]] = None
         self.init_seq: Optional[int] = None
+        self.idle_deadline: Optional[float] = None  # when its machine is released if no call comes
+        self.parked = False  # its machine was released after its last call; a new call starts it again
 
     @property
     def name(self) -> str:
@@ -194,6 +199,9 @@ class Orchestrator:
         raise context.TickInterrupt()
 
     def _send_call(self, handle: WorkHandle, key: str, args: list[Any], kwargs: dict[str, Any]) -> CallRecord:
+        handle.idle_deadline = None
+        if handle.parked and handle.transport is not None:
+            self._forget_transport(handle)  # its agent is ending with its machine: the call starts a new one
         self.next_call_id += 1
         record = CallRecord(self.next_call_id, key)
         handle.calls[key] = record
@@ -232,6 +240,7 @@ class Orchestrator:
 
     # -- agents -----------------------------------------------------------------------------------
     def _start(self, handle: WorkHandle) -> None:
+        handle.parked = False
         work = handle.work
         spec = AgentSpec(work.name, work.cloud_compute, self.run_dir, self.env)
         if work.port is None:
@@ -383,6 +392,26 @@ class Orchestrator:
         self._set_status(handle, WorkStatus.now(stage, message, reason=None if stage != "failed" else "error"))
         if stage == WorkStageStatus.FAILED and handle.work.raise_exception:
             self._fail_app(f"{short_name(handle.name)} failed: {message}", handle.name, frame.get("traceback"))
+            return
+        if not handle.inflight:
+            idle = getattr(self.launcher, "idle", None)
+            delay = idle(handle.name) if idle is not None else None
+            if delay is not None:
+                handle.idle_deadline = time.monotonic() + delay
+                if delay <= 0:
+                    self._park(handle)
+
+    def _park(self, handle: WorkHandle) -> None:
+        """The work is done for now: end its agent and release its machine (a GPU instance is stopped at
+        once: that is money). A later call starts the machine again."""
+        handle.idle_deadline = None
+        if handle.transport is None or handle.parked:
+            return
+        handle.parked = True
+        if handle.connected:
+            self._write(handle, handle.peer.send("bye"))
+        self.launcher.release(handle.name, final=False)
+        self.reporter.progress(short_name(handle.name), "done: releasing its machine")
 
     def _finish(self, handle: WorkHandle, record: CallRecord, stage: str) -> None:
         record.stage = stage
@@ -393,9 +422,24 @@ class Orchestrator:
             handle.inflight.remove(record)
             handle.finished_calls += 1
 
+    def _forget_transport(self, handle: WorkHandle) -> None:
+        transport = handle.transport
+        assert transport is not None
+        try:
+            self.selector.unregister(transport.fileno())
+        except (KeyError, ValueError):
+            pass
+        transport.close()
+        handle.transport = None
+        handle.connected = handle.ready = False
+
     def _on_eof(self, handle: WorkHandle) -> None:
         transport = handle.transport
         assert transport is not None
+        if handle.parked:
+            self._forget_transport(handle)
+            self.launcher.release(handle.name, final=False)  # done already, unless the agent ended first
+            return
         self.selector.unregister(transport.fileno())
         code = transport.wait(2.0)
         if code is None:
@@ -473,6 +517,8 @@ class Orchestrator:
         for handle in self.handles.values():
             if handle.stop_deadline is not None:
                 deadline = min(deadline, handle.stop_deadline)
+            if handle.idle_deadline is not None:
+                deadline = min(deadline, handle.idle_deadline)
         wall = time.time()
         for schedule in self.schedules:
             deadline = min(deadline, now + max(0.0, schedule.next_fire - wall))
@@ -491,7 +537,9 @@ class Orchestrator:
             if handle.stop_deadline is not None and now >= handle.stop_deadline and handle.transport:
                 handle.transport.kill()  # it did not stop in time; the end of stream finishes the job
                 handle.stop_deadline = None
-            if handle.connected and now - handle.last_sent >= self.heartbeat:
+            if handle.idle_deadline is not None and now >= handle.idle_deadline and not handle.inflight:
+                self._park(handle)
+            if handle.connected and not handle.parked and now - handle.last_sent >= self.heartbeat:
                 self._write(handle, handle.peer.control("hb"))
 
     def _tick(self) -> None:
@@ -631,11 +679,16 @@ class Orchestrator:
             return False
 
     def summary(self) -> list[WorkSummary]:
+        report = getattr(self.launcher, "machine_report", None)
+        machines: dict[str, dict[str, Any]] = report() if report is not None else {}
         out = []
         for handle in sorted(self.handles.values(), key=lambda h: h.name):
             work = handle.work
+            machine = machines.get(work.name, {})
             out.append(WorkSummary(short_name(work.name), work.cloud_compute.name, work.status.stage,
-                                   handle.finished_calls, handle.wall_time, work.status.message))
+                                   handle.finished_calls, handle.wall_time, work.status.message,
+                                   machine.get("instance_type", ""), machine.get("seconds", 0.0),
+                                   machine.get("cost", 0.0)))
         return out
 
 

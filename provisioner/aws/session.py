@@ -129,6 +129,7 @@ class RoleSession:
         core._credentials = credentials
         core.set_config_variable("region", region)
         self.session = boto3.session.Session(botocore_session=core)
+        _install_hooks(self.session)
 
     def _assume(self) -> dict[str, str]:
         sts = self._base.client("sts")
@@ -144,12 +145,28 @@ class RoleSession:
         return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
                 "token": creds["SessionToken"], "expiry_time": expiry}
 
-    def client(self, service: str) -> Any:
-        return self.session.client(service, region_name=self.region)
+    def client(self, service: str, fail_fast: bool = False) -> Any:
+        """A client on the role. `fail_fast`: no retries (launches: a capacity error moves on at once)."""
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 1, "mode": "standard"}) if fail_fast else None
+        return self.session.client(service, region_name=self.region, config=config)
 
     def account(self) -> str:
         with mapped_errors("checking the assumed role"):
             return str(self.client("sts").get_caller_identity()["Account"])
+
+
+def _install_hooks(session: Any) -> None:
+    """LIT_BOTO_HOOKS=module:function registers botocore event hooks on every session lit makes: the seam
+    tests use to inject AWS errors (capacity, quotas) into a real `lit` process."""
+    spec = os.environ.get("LIT_BOTO_HOOKS")
+    if not spec:
+        return
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    getattr(importlib.import_module(module_name), attr)(session.events)
 
 
 def operator_public_cidr() -> str:

@@ -1,0 +1,299 @@
+"""The aws provider: an EC2 instance per work, through the customer's role, against the stack's outputs.
+
+A fast path (boto3, not a stack update per work). Every instance: IMDSv2 required, an encrypted root volume,
+tags lit:cluster / lit:app / lit:run / lit:work, InstanceInitiatedShutdownBehavior=stop, the cluster's subnet
+and security group, and cloud-init user data with the cluster's SSH key and a host key lit generated — so the
+host key is known before the first contact. That copy can be read by anyone allowed to describe the
+instance, so once connected lit replaces the host key over the verified connection and pins the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import threading
+from typing import Any, Optional
+
+from lit.runtime.compute import CloudCompute
+from lit.runtime.errors import InfrastructureError
+
+from .. import store
+from ..base import Cluster, Lease, Machine, Progress
+from . import catalog
+from .session import RoleSession, emulated, mapped_errors
+
+CAPACITY_ERRORS = frozenset({"InsufficientInstanceCapacity", "Unsupported", "InsufficientHostCapacity",
+                             "InsufficientCapacity"})
+QUOTA_ERRORS = frozenset({"VcpuLimitExceeded", "InstanceLimitExceeded"})
+LIVE = ["pending", "running", "stopping", "stopped"]
+
+
+def new_host_key() -> tuple[str, str]:
+    """A fresh ed25519 host key: (OpenSSH private key text, public key line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode()
+
+
+def user_data(authorized_key: str, host_private: str, host_public: str) -> str:
+    indented = "\n".join("    " + line for line in host_private.strip().splitlines())
+    return (
+        "#cloud-config\n"
+        "ssh_authorized_keys:\n"
+        f"  - {authorized_key.strip()}\n"
+        "ssh_deletekeys: true\n"
+        "ssh_genkeytypes: []\n"
+        "ssh_keys:\n"
+        "  ed25519_private: |\n"
+        f"{indented}\n"
+        f"  ed25519_public: {host_public.strip()}\n"
+    )
+
+
+class AWSProvider:
+    name = "aws"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, RoleSession] = {}
+        self._images: dict[tuple[str, int], tuple[str, str]] = {}
+
+    # -- sessions and lookups ---------------------------------------------------------------------
+    def session(self, cluster: Cluster) -> RoleSession:
+        with self._lock:
+            if cluster.name not in self._sessions:
+                s = cluster.settings
+                self._sessions[cluster.name] = RoleSession(s["role_arn"], s.get("external_id"), s["region"],
+                                                           f"lit-{cluster.name}")
+            return self._sessions[cluster.name]
+
+    def _image(self, cluster: Cluster, gpus: int) -> tuple[str, str]:
+        """(image id, root device name) of the newest image with the catalog's name."""
+        key = (cluster.name, gpus)
+        if key not in self._images:
+            spec = catalog.image_for(gpus)
+            ec2 = self.session(cluster).client("ec2")
+            with mapped_errors("looking up the machine image"):
+                images = ec2.describe_images(Owners=[spec.owner],
+                                             Filters=[{"Name": "name", "Values": [spec.name_pattern]}])["Images"]
+            if not images:
+                raise InfrastructureError(f"no image named {spec.name_pattern!r} from owner {spec.owner} in "
+                                          f"{cluster.settings['region']}")
+            newest = max(images, key=lambda i: i.get("CreationDate", ""))
+            self._images[key] = (newest["ImageId"], newest.get("RootDeviceName") or "/dev/sda1")
+        return self._images[key]
+
+    @staticmethod
+    def ssh_user(gpus: int) -> str:
+        return os.environ.get("LIT_AWS_SSH_USER") or catalog.image_for(gpus).user
+
+    @staticmethod
+    def address(instance: dict[str, Any]) -> str:
+        # Against an emulator only private addresses are ever contacted (it invents public ones).
+        if emulated():
+            return str(instance["PrivateIpAddress"])
+        return str(instance.get("PublicIpAddress") or instance["PrivateIpAddress"])
+
+    # -- placing works ----------------------------------------------------------------------------
+    def can_ever_place(self, cluster: Cluster, compute: CloudCompute) -> Optional[str]:
+        return None if compute.name in catalog.CATALOG else f"no instance type serves {compute.name!r}"
+
+    def candidates(self, cluster: Cluster, compute: CloudCompute, load: dict[str, int]) -> list[Machine]:
+        return [Machine(f"ec2:new:{compute.name}", "", self.ssh_user(compute.gpus))]  # made on demand
+
+    def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
+                progress: Progress, app: str = "") -> Optional[Lease]:
+        stopped = self._stopped_instance(cluster, app, work)
+        if stopped is not None:
+            return self._restart(cluster, compute, stopped, progress)
+        return self._launch(cluster, compute, run_id, app, work, progress)
+
+    def _stopped_instance(self, cluster: Cluster, app: str, work: str) -> Optional[dict[str, Any]]:
+        ec2 = self.session(cluster).client("ec2")
+        with mapped_errors("looking for a stopped instance of this work"):
+            found = ec2.describe_instances(Filters=[
+                {"Name": "tag:lit:cluster", "Values": [cluster.name]}, {"Name": "tag:lit:app", "Values": [app]},
+                {"Name": "tag:lit:work", "Values": [work]},
+                {"Name": "instance-state-name", "Values": ["stopped", "stopping"]}])["Reservations"]
+        instances = [i for r in found for i in r["Instances"]]
+        return instances[0] if instances else None
+
+    def _restart(self, cluster: Cluster, compute: CloudCompute, instance: dict[str, Any],
+                 progress: Progress) -> Lease:
+        """Start a stopped instance of this work again. A capacity error fails the work: the machine (and its
+        disk) is not silently replaced."""
+        ec2 = self.session(cluster).client("ec2", fail_fast=True)
+        instance_id = instance["InstanceId"]
+        progress(f"starting {instance_id} again ({instance['InstanceType']})")
+        if instance["State"]["Name"] == "stopping":
+            with mapped_errors(f"waiting for {instance_id} to stop"):
+                ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id],
+                                                        WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        with mapped_errors(f"starting {instance_id}"):
+            ec2.start_instances(InstanceIds=[instance_id])
+        return self._running_lease(cluster, compute, instance_id, instance["InstanceType"], progress)
+
+    def _launch(self, cluster: Cluster, compute: CloudCompute, run_id: str, app: str, work: str,
+                progress: Progress) -> Lease:
+        import botocore.exceptions
+
+        outputs = cluster.settings["outputs"]
+        session = self.session(cluster)
+        ec2 = session.client("ec2", fail_fast=True)
+        types = catalog.types_for(compute.name)
+        self._check_quota(cluster, types[0])
+        image, root_device = self._image(cluster, compute.gpus)
+        host_private, host_public = new_host_key()
+        data = user_data(cluster.settings["public_key"], host_private, host_public)
+        subnets = ec2.describe_subnets(SubnetIds=outputs["subnet_ids"])["Subnets"]
+        subnets.sort(key=lambda s: outputs["subnet_ids"].index(s["SubnetId"]))
+        tags = [{"Key": "lit:cluster", "Value": cluster.name}, {"Key": "lit:app", "Value": app},
+                {"Key": "lit:run", "Value": run_id}, {"Key": "lit:work", "Value": work},
+                {"Key": "Name", "Value": f"lit {cluster.name} {work}"}]
+        tried: list[str] = []
+        for itype in types:
+            for subnet in subnets:
+                where = f"{itype.name} in {subnet['AvailabilityZone']}"
+                progress(f"requested {where}")
+                try:
+                    launched = ec2.run_instances(
+                        ImageId=image, InstanceType=itype.name, MinCount=1, MaxCount=1,
+                        SubnetId=subnet["SubnetId"], SecurityGroupIds=[outputs["security_group_id"]],
+                        IamInstanceProfile={"Name": outputs["instance_profile_name"]},
+                        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled",
+                                         "HttpPutResponseHopLimit": 1},
+                        BlockDeviceMappings=[{"DeviceName": root_device, "Ebs": {
+                            "VolumeSize": max(compute.disk_size, 100 if compute.gpus else 30),
+                            "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}],
+                        InstanceInitiatedShutdownBehavior="stop", UserData=data,
+                        TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
+                                           {"ResourceType": "volume", "Tags": tags}],
+                    )
+                except botocore.exceptions.ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code", "")
+                    if code in CAPACITY_ERRORS:
+                        tried.append(f"{where}: {code}")
+                        progress(f"{where}: {code}; trying the next option")
+                        continue
+                    if code in QUOTA_ERRORS:
+                        raise InfrastructureError(f"{where}: {code}: {exc.response['Error'].get('Message', '')}. "
+                                                  "Raise the quota in the Service Quotas console") from None
+                    with mapped_errors(f"launching {where}"):
+                        raise
+                instance_id = launched["Instances"][0]["InstanceId"]
+                self._pin(cluster, instance_id, host_public)
+                return self._running_lease(cluster, compute, instance_id, itype.name, progress)
+        raise InfrastructureError(f"no capacity for CloudCompute({compute.name!r}); tried: {'; '.join(tried)}")
+
+    def _check_quota(self, cluster: Cluster, itype: catalog.InstanceType) -> None:
+        """Before launching GPU types: a zero vCPU quota is a clear error (where the API tells us)."""
+        if itype.quota_code is None:
+            return
+        import botocore.exceptions
+
+        quotas = self.session(cluster).client("service-quotas")
+        try:
+            value = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=itype.quota_code)["Quota"]["Value"]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, NotImplementedError):
+            return  # the API does not say (no permission, not offered here): let the launch decide
+        if value <= 0:
+            name = catalog.QUOTA_NAMES[itype.quota_code]
+            raise InfrastructureError(
+                f"your account's quota '{name}' ({itype.quota_code}) is {value:g} vCPUs in "
+                f"{cluster.settings['region']}, so no {itype.name} can start. Request at least {itype.vcpus}: "
+                f"Service Quotas console > Amazon EC2 > {name}, or `aws service-quotas request-service-quota-increase "
+                f"--service-code ec2 --quota-code {itype.quota_code} --desired-value {itype.vcpus}`")
+
+    def _pin(self, cluster: Cluster, instance_id: str, host_public: str) -> None:
+        store.write_private(self.known_hosts(cluster, instance_id), f"# {instance_id}\n{host_public}\n")
+
+    def known_hosts(self, cluster: Cluster, instance_id: str) -> Any:
+        return store.cluster_dir(cluster.name) / "hosts" / f"{instance_id}.known_hosts"
+
+    def _running_lease(self, cluster: Cluster, compute: CloudCompute, instance_id: str, itype_name: str,
+                       progress: Progress) -> Lease:
+        ec2 = self.session(cluster).client("ec2")
+        with mapped_errors(f"waiting for {instance_id}"):
+            ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id],
+                                                    WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+            instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        address = self.address(instance)
+        # known_hosts entries name the address: rewrite the pinned key under the address the instance got.
+        path = self.known_hosts(cluster, instance_id)
+        key_line = [line for line in path.read_text().splitlines() if line and not line.startswith("#")][-1]
+        parts = key_line.split()
+        store.write_private(path, f"{address} {parts[-2]} {parts[-1]}\n")
+        progress(f"running: {instance_id} ({itype_name}) at {address}")
+        itype = next((t for t in catalog.types_for(compute.name) if t.name == itype_name), None)
+        machine = Machine(instance_id, address, self.ssh_user(compute.gpus), 22,
+                          itype.vcpus if itype else 0, int((itype.memory_gib if itype else 0) * 1024),
+                          compute.gpus, "running", "python3")
+        return Lease(cluster.name, machine, tuple(range(compute.gpus)), None, str(path), itype_name,
+                     itype.price_per_hour if itype else 0.0)
+
+    def claim(self, ssh: Any, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:
+        """Connected with the host key from the user data: replace it over this verified connection (that copy
+        is readable by anyone who may describe the instance) and pin the new one."""
+        private, public = new_host_key()
+        sudo = "" if lease.machine.user == "root" else "sudo -n "
+        tmp = f"/tmp/lit-hostkey-{os.getpid()}-{threading.get_ident()}"
+        sftp = ssh.sftp()
+        try:
+            with sftp.open(tmp, "w") as fh:
+                fh.write(private)
+            sftp.chmod(tmp, 0o600)
+        finally:
+            sftp.close()
+        q = shlex.quote
+        ssh.check(f"{sudo}install -m 600 {q(tmp)} /etc/ssh/ssh_host_ed25519_key && "
+                  f"echo {q(public)} | {sudo}tee /etc/ssh/ssh_host_ed25519_key.pub >/dev/null && rm -f {q(tmp)} && "
+                  f"{sudo}kill -HUP $(cat /run/sshd.pid)", "replacing the host key")
+        assert lease.known_hosts is not None
+        parts = public.split()
+        store.write_private(self._path(lease.known_hosts), f"{lease.machine.address} {parts[0]} {parts[1]}\n")
+        return lease
+
+    @staticmethod
+    def _path(text: str) -> Any:
+        from pathlib import Path
+
+        return Path(text)
+
+    def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:
+        """After a work's last call ends: stop a GPU instance at once; any other after its idle_timeout."""
+        if compute.idle_timeout is not None:
+            return float(compute.idle_timeout)
+        return 0.0 if compute.gpus else None
+
+    def release(self, cluster: Cluster, lease: Lease) -> None:
+        """The work is done: stop its instance (its disk stays; a new call starts it again)."""
+        ec2 = self.session(cluster).client("ec2")
+        with mapped_errors(f"stopping {lease.machine.id}"):
+            ec2.stop_instances(InstanceIds=[lease.machine.id])
+
+    def terminate(self, cluster: Cluster, lease: Lease) -> None:
+        ec2 = self.session(cluster).client("ec2")
+        with mapped_errors(f"terminating {lease.machine.id}"):
+            ec2.terminate_instances(InstanceIds=[lease.machine.id])
+        self.known_hosts(cluster, lease.machine.id).unlink(missing_ok=True)
+
+    def poweroff_command(self, cluster: Cluster, machine: Machine) -> Optional[list[str]]:
+        # The orphaned agent stops its own instance (InstanceInitiatedShutdownBehavior=stop).
+        return ["shutdown", "-h", "now"] if machine.user == "root" else ["sudo", "-n", "shutdown", "-h", "now"]
+
+    def list_running(self, cluster: Cluster) -> list[Machine]:
+        from .cluster import running_instances
+
+        return [Machine(i["InstanceId"], self.address(i), self.ssh_user(0), state=i["State"]["Name"])
+                for i in running_instances(cluster, self.session(cluster))]
+
+    def delete(self, cluster: Cluster, progress: Progress) -> None:
+        from .cluster import delete
+
+        delete(cluster, False, progress)
+

@@ -536,11 +536,16 @@ def run_detached(socket_path: str, host_log: Optional[str]) -> int:
     except OSError as exc:
         os.write(ready_w, f"failed: cannot listen on {socket_path}: {exc}".encode())
         os._exit(1)
+    # Nothing of the SSH session that started us may stay open here, or it never ends: our own diagnostics
+    # go to a file beside the socket.
+    diagnostics = os.open(socket_path + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(diagnostics, 2)
+    os.close(diagnostics)
     agent = Agent(_capture_output(), detached=True, host_log=host_log)
     pid_file = socket_path + ".pid"
     with open(pid_file, "w") as fh:
         fh.write(str(os.getpid()))
-    agent.cleanup += [socket_path, pid_file]
+    agent.cleanup += [socket_path, pid_file]  # the .log stays: why the agent ended
     signal.signal(signal.SIGTERM, lambda *_: agent.end_tree("terminated (SIGTERM)"))
     os.write(ready_w, f"ready {os.getpid()}".encode())
     os.close(ready_w)

@@ -1,0 +1,58 @@
+"""AWS faults for tests, injected into a real `lit` process through botocore's event hooks.
+
+lit registers these when LIT_BOTO_HOOKS=tests.aws_hooks:register; the faults come from LIT_TEST_AWS_FAULTS
+(JSON): {"capacity": [{"type": "g5.xlarge", "subnet": "subnet-..." | "*"}],
+         "quota": {"L-DB2E81BA": 0}, "start_capacity": true}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+class _Response:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""
+        self.raw = None
+
+
+def _error(code: str, message: str) -> tuple[_Response, dict[str, Any]]:
+    return _Response(400), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+
+def register(events: Any) -> None:
+    faults = json.loads(os.environ.get("LIT_TEST_AWS_FAULTS") or "{}")
+
+    def decide_run(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        for fault in faults.get("capacity", []):
+            if fault["type"] == params.get("InstanceType") and fault["subnet"] in ("*", params.get("SubnetId")):
+                context["lit_fault"] = _error("InsufficientInstanceCapacity",
+                                              f"We currently do not have sufficient {fault['type']} capacity")
+
+    def decide_start(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if faults.get("start_capacity"):
+            context["lit_fault"] = _error("InsufficientInstanceCapacity", "no capacity to start the instance")
+
+    def short_circuit(context: dict[str, Any], **_: Any) -> Any:
+        return context.get("lit_fault")
+
+    def quota(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        value = faults.get("quota", {}).get(context.get("lit_quota_code", ""))
+        if value is None:
+            return None
+        return _Response(200), {"Quota": {"ServiceCode": "ec2", "QuotaCode": context["lit_quota_code"],
+                                          "Value": float(value)}, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def remember_quota(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["lit_quota_code"] = params.get("QuotaCode", "")
+
+    events.register("before-parameter-build.ec2.RunInstances", decide_run)
+    events.register("before-call.ec2.RunInstances", short_circuit)
+    events.register("before-parameter-build.ec2.StartInstances", decide_start)
+    events.register("before-call.ec2.StartInstances", short_circuit)
+    events.register("before-parameter-build.service-quotas.GetServiceQuota", remember_quota)
+    events.register("before-call.service-quotas.GetServiceQuota", quota)

@@ -10,7 +10,6 @@ instance, so once connected lit replaces the host key over the verified connecti
 from __future__ import annotations
 
 import os
-import shlex
 import threading
 from typing import Any, Optional
 
@@ -38,6 +37,51 @@ def new_host_key() -> tuple[str, str]:
                                 serialization.NoEncryption()).decode()
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return private, public.decode()
+
+
+# Runs as root on the instance: write the new ed25519 host key where the running sshd reads it, and make it
+# reload (SIGHUP re-executes sshd; open sessions stay). The sshd is found by its executable and its config by
+# its command line, so this works on a stock Ubuntu image and on any sshd started with -f.
+REPLACE_HOST_KEY = r"""
+import os, shlex, signal, sys
+
+def exe(pid):
+    try:
+        return os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return ""
+
+def parent(pid):
+    with open("/proc/%d/stat" % pid, "rb") as fh:
+        stat = fh.read()
+    return int(stat[stat.rfind(b")") + 2:].split()[1])
+
+def main(private, public):
+    sshds = [int(e) for e in os.listdir("/proc") if e.isdigit() and os.path.basename(exe(int(e))) == "sshd"]
+    listeners = [p for p in sshds if os.path.basename(exe(parent(p))) != "sshd"]
+    if not listeners:
+        sys.exit("no running sshd found")
+    pid = min(listeners)
+    with open("/proc/%d/cmdline" % pid, "rb") as fh:
+        args = [a for a in fh.read().decode(errors="replace").replace("\0", " ").split()]
+    config = args[args.index("-f") + 1] if "-f" in args[:-1] else "/etc/ssh/sshd_config"
+    keys = []
+    with open(config) as fh:
+        for line in fh:
+            words = line.split()
+            if len(words) >= 2 and words[0].lower() == "hostkey":
+                keys.append(words[1])
+    target = next((k for k in keys if "ed25519" in k), None) or "/etc/ssh/ssh_host_ed25519_key"
+    tmp = target + ".lit-new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(private.strip() + "\n")
+    os.replace(tmp, target)
+    with open(target + ".pub", "w") as fh:
+        fh.write(public.strip() + "\n")
+    os.kill(pid, signal.SIGHUP)
+    print(target)
+"""
 
 
 def user_data(authorized_key: str, host_private: str, host_public: str) -> str:
@@ -241,18 +285,10 @@ class AWSProvider:
         is readable by anyone who may describe the instance) and pin the new one."""
         private, public = new_host_key()
         sudo = "" if lease.machine.user == "root" else "sudo -n "
-        tmp = f"/tmp/lit-hostkey-{os.getpid()}-{threading.get_ident()}"
-        sftp = ssh.sftp()
-        try:
-            with sftp.open(tmp, "w") as fh:
-                fh.write(private)
-            sftp.chmod(tmp, 0o600)
-        finally:
-            sftp.close()
-        q = shlex.quote
-        ssh.check(f"{sudo}install -m 600 {q(tmp)} /etc/ssh/ssh_host_ed25519_key && "
-                  f"echo {q(public)} | {sudo}tee /etc/ssh/ssh_host_ed25519_key.pub >/dev/null && rm -f {q(tmp)} && "
-                  f"{sudo}kill -HUP $(cat /run/sshd.pid)", "replacing the host key")
+        # Run as root where the login user is not (root may log in directly; the fake cloud's hosts do).
+        prefix = f'if [ "$(id -u)" = 0 ]; then python3 -; else {sudo}python3 -; fi'
+        script = REPLACE_HOST_KEY + f"\nmain({private!r}, {public!r})\n"  # the key travels on stdin, not argv
+        ssh.check(prefix, "replacing the host key", stdin=script.encode())
         assert lease.known_hosts is not None
         parts = public.split()
         store.write_private(self._path(lease.known_hosts), f"{lease.machine.address} {parts[0]} {parts[1]}\n")

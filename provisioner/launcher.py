@@ -228,25 +228,32 @@ class RemoteAgent(threading.Thread):
         self.heartbeat = min(10.0, self.orphan_timeout / 4)
         self.saw_bye = False
         self.ended_cleanly = False
-        self.released = False
+        self.machine_state = "running"
+        self.stops: list[tuple[float, float]] = []  # (asked, accepted) wall times of each stop
         self.running_since: Optional[float] = None
         self.machine_seconds = 0.0
 
     # -- the machine's life ------------------------------------------------------------------------
     def release_machine(self, terminate: bool) -> None:
         """Stop (or terminate) the machine the provider made for this work; count its time."""
-        if self.lease is None or self.cluster is None or self.provider is None or self.released:
+        if self.lease is None or self.cluster is None or self.provider is None:
             return
-        self.released = True
+        with self.launcher.lock:
+            wanted = "terminated" if terminate else "stopped"
+            if self.machine_state == "terminated" or self.machine_state == wanted:
+                return
+            self.machine_state = wanted
         if self.running_since is not None:
             self.machine_seconds += time.monotonic() - self.running_since
             self.running_since = None
         lease, cluster, provider = self.lease, self.cluster, self.provider
+        asked = time.time()
         try:
             if terminate:
                 provider.terminate(cluster, lease)
             else:
                 provider.release(cluster, lease)
+                self.stops.append((asked, time.time()))
             if lease.instance_type:
                 self.progress("machine terminated" if terminate else "machine stopped")
         except LitError as exc:
@@ -263,9 +270,11 @@ class RemoteAgent(threading.Thread):
             return
         seconds = self.machine_seconds + (time.monotonic() - self.running_since if self.running_since else 0.0)
         with self.launcher.lock:
+            earlier = self.launcher.reports.get(self.spec.work_name, {}).get("stops", [])
+            stops = earlier + [list(s) for s in self.stops if list(s) not in earlier]
             self.launcher.reports[self.spec.work_name] = {
                 "machine": self.lease.machine.id, "instance_type": self.lease.instance_type, "seconds": seconds,
-                "cost": seconds / 3600 * self.lease.price_per_hour}
+                "cost": seconds / 3600 * self.lease.price_per_hour, "stops": stops}
 
     # -- what the orchestrator asks ---------------------------------------------------------------
     def placement(self) -> Placement:
@@ -340,7 +349,8 @@ class RemoteAgent(threading.Thread):
                     pass
         if self.lease is not None:
             self.launcher.add_load(self.lease.machine.id, -1)
-            if self.lease.instance_type:  # a machine made for this work: never leave it running
+            if self.lease.instance_type and self.machine_state == "running":
+                # a machine made for this work that nobody released: never leave it running
                 self.release_machine(terminate=not self.launcher.keep_machines)
 
     def _check_cancel(self) -> None:
@@ -576,8 +586,8 @@ class RemoteAgent(threading.Thread):
                 else:
                     status = channel.exit_status if channel.status_event.wait(1.0) else None
                     channel.close()
-                    if closing or self.saw_bye:
-                        return
+                    if closing or self.saw_bye or self.machine_state != "running":
+                        return  # it ended as asked, or its machine was stopped after its last call
                     if status is not None and status >= 0:
                         target = self.lease.machine.target if self.lease else "its machine"
                         raise AgentGone(f"the agent on {target} ended without a word (killed?)")

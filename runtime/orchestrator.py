@@ -75,6 +75,8 @@ class WorkSummary:
     instance_type: str = ""
     machine_seconds: float = 0.0
     cost: float = 0.0
+    finished_at: float = 0.0  # wall time of the last final status
+    machine_stops: list[list[float]] = field(default_factory=list)  # [asked, accepted] per machine stop
 
 
 @dataclass
@@ -109,6 +111,7 @@ class WorkHandle:
         self.placement: Optional[Callable[[], Placement]] = None
         self.init_seq: Optional[int] = None
         self.idle_deadline: Optional[float] = None  # when its machine is released if no call comes
+        self.last_final = 0.0
         self.parked = False  # its machine was released after its last call; a new call starts it again
 
     @property
@@ -386,6 +389,7 @@ class Orchestrator:
             return
         if record is not None:
             self._finish(handle, record, stage)
+        handle.last_final = now
         if stage == WorkStageStatus.SUCCEEDED:
             object.__setattr__(handle.work, "_lit_successes", handle.work.num_successes + 1)
         message = frame.get("message")
@@ -688,7 +692,7 @@ class Orchestrator:
             out.append(WorkSummary(short_name(work.name), work.cloud_compute.name, work.status.stage,
                                    handle.finished_calls, handle.wall_time, work.status.message,
                                    machine.get("instance_type", ""), machine.get("seconds", 0.0),
-                                   machine.get("cost", 0.0)))
+                                   machine.get("cost", 0.0), handle.last_final, machine.get("stops", [])))
         return out
 
 

@@ -320,7 +320,7 @@ class AWSProvider:
 
     def poweroff_command(self, cluster: Cluster, machine: Machine) -> Optional[list[str]]:
         # The orphaned agent stops its own instance (InstanceInitiatedShutdownBehavior=stop).
-        return ["shutdown", "-h", "now"] if machine.user == "root" else ["sudo", "-n", "shutdown", "-h", "now"]
+        return ["sh", "-c", 'if [ "$(id -u)" = 0 ]; then shutdown -h now; else sudo -n shutdown -h now; fi']
 
     def list_running(self, cluster: Cluster) -> list[Machine]:
         from .cluster import running_instances

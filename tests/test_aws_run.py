@@ -1,0 +1,256 @@
+"""`lit run --cloud` on an aws cluster, end to end in the fake cloud: every instance moto runs is a test-bed host
+configured only from its cloud-init user data. Faults (capacity, quota) are injected with botocore event hooks
+(tests/aws_hooks.py) inside the real `lit` process. After every test, no instance is left running."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
+
+ROLE = "arn:aws:iam::111122223333:role/lit-byoc"
+EXTERNAL_ID = "lit-test-external-id"
+REPO = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / "remote_apps"
+ORPHAN = 6
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[FakeCloud]:
+    reason = requirement()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"the fake cloud must run in CI: {reason}")
+        pytest.skip(reason)
+    yield from fakecloud_fixture()
+
+
+@pytest.fixture(scope="module")
+def home(cloud: FakeCloud, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cluster for the module (orphan timeout short), made through the real CLI."""
+    home = tmp_path_factory.mktemp("aws-run") / "home"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **cloud.env, "LIT_HOME": str(home)}
+    made = subprocess.run([sys.executable, "-m", "lit", "create", "cluster", "gpus", "--provider", "aws",
+                           "--role-arn", ROLE, "--external-id", EXTERNAL_ID, "--orphan-timeout", str(ORPHAN)],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert made.returncode == 0, made.stderr
+    return home
+
+
+@pytest.fixture
+def ec2(cloud: FakeCloud) -> Any:
+    return cloud.client(cloud.session(ROLE, EXTERNAL_ID), "ec2")
+
+
+def instances(ec2: Any, states: tuple[str, ...] = ("pending", "running", "stopping", "stopped"),
+              ) -> list[dict[str, Any]]:
+    found = ec2.describe_instances(Filters=[{"Name": "tag:lit:cluster", "Values": ["gpus"]},
+                                            {"Name": "instance-state-name", "Values": list(states)}])
+    return [i for r in found["Reservations"] for i in r["Instances"]]
+
+
+def work_of(instance: dict[str, Any]) -> str:
+    return next(t["Value"] for t in instance["Tags"] if t["Key"] == "lit:work")
+
+
+class Lit:
+    def __init__(self, cloud: FakeCloud, home: Path, tmp_path: Path) -> None:
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **cloud.env,
+                    "LIT_HOME": str(home), "LIT_BOTO_HOOKS": "tests.aws_hooks:register"}
+        self.tmp = tmp_path
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "lit", *args]
+
+    def run(self, *args: str, faults: dict[str, Any] | None = None, timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "LIT_TEST_AWS_FAULTS": json.dumps(faults or {})}
+        return subprocess.run(self.argv("run", *args), capture_output=True, text=True, env=env, cwd=self.tmp,
+                              timeout=timeout)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(self.argv("run", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.env, cwd=self.tmp, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+
+@pytest.fixture
+def lit(cloud: FakeCloud, home: Path, tmp_path: Path, ec2: Any) -> Iterator[Lit]:
+    runner = Lit(cloud, home, tmp_path)
+    yield runner
+    for proc in runner.procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    left = [i["InstanceId"] for i in instances(ec2, ("pending", "running"))]
+    if left:  # clean up for the next test, then fail this one: nothing may be left running
+        ec2.terminate_instances(InstanceIds=left)
+    stopped = [i["InstanceId"] for i in instances(ec2, ("stopped", "stopping"))]
+    if stopped:
+        ec2.terminate_instances(InstanceIds=stopped)
+    assert not left, f"instances left running: {left}"
+
+
+def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> list[str]:
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 0.2)[0]:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if text in line:
+                return seen
+    raise AssertionError(f"no line with {text!r} in {timeout} s: {seen}")
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_hello_app_each_work_on_its_own_instance_all_terminated_at_the_end(lit: Lit, ec2: Any, home: Path) -> None:
+    result = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus")
+    assert result.returncode == 0, result.stderr
+    assert "work_A | running code A on a CPU machine" in result.stdout
+    assert "work_B | running code B on a GPU machine" in result.stdout
+    ran = [i for i in instances(ec2, ("terminated",)) if work_of(i) in ("root.work_A", "root.work_B")]
+    types = {work_of(i): i["InstanceType"] for i in ran}
+    assert types == {"root.work_A": "m6i.large", "root.work_B": "g5.xlarge"}
+    assert not instances(ec2)  # terminated at app end
+    for line in ("requested g5.xlarge in", "SSH ready", "agent up on", "done: releasing its machine"):
+        assert line in result.stderr
+    assert "g5.xlarge" in result.stderr and "$" in result.stderr  # the summary's instance type and cost
+
+
+def test_every_instance_is_locked_down(lit: Lit, ec2: Any, home: Path, cloud: FakeCloud) -> None:
+    """IMDSv2, encrypted root volume, tags, shutdown behaviour, user data with the cluster's key, and the host key
+    replaced after the first contact."""
+    proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=30", "--env", "COMPUTE=gpu")
+    wait_line(proc, "sleeping on")
+    (instance,) = instances(ec2, ("running",))
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["lit:cluster"] == "gpus" and tags["lit:app"] == "sleep_app" and tags["lit:work"] == "root.sleeper"
+    assert tags["lit:run"].startswith("sleep_app-")
+    behaviour = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"],
+                                                Attribute="instanceInitiatedShutdownBehavior")
+    assert behaviour["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
+    volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [instance["InstanceId"]]}])
+    assert volumes["Volumes"] and all(v["Encrypted"] for v in volumes["Volumes"])
+    record = json.loads((home / "clusters" / "gpus" / "cluster.json").read_text())
+    outputs = record["settings"]["outputs"]
+    assert instance["SubnetId"] in outputs["subnet_ids"]
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [outputs["security_group_id"]]
+    data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+    text = base64.b64decode(data["UserData"]["Value"]).decode()
+    assert text.startswith("#cloud-config\n") and record["settings"]["public_key"].split()[1] in text
+    first_key = next(line.split(":", 1)[1].strip() for line in text.splitlines() if "ed25519_public" in line)
+    # The key in the user data (readable by anyone who may describe the instance) is no longer the host's.
+    host = cloud.wait_host(instance["InstanceId"], 10)
+    presented = host.exec(["sh", "-c", "cat /run/lit-testbed/ssh_host_ed25519_key.pub"]).stdout.split()[1]
+    pinned = (home / "clusters" / "gpus" / "hosts" / f"{instance['InstanceId']}.known_hosts").read_text().split()
+    assert presented == pinned[2] and presented != first_key.split()[1]
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+
+
+def test_gpu_instance_stopped_when_its_work_is_done_and_started_again(lit: Lit, ec2: Any) -> None:
+    proc = lit.start(str(APPS / "gpu_twice_app.py"), "--cloud", "gpus", "--env", "WAIT=4", "--env", "TWICE=1")
+    wait_line(proc, "cpu work waiting")
+    gpu = wait_for(lambda: [i for i in instances(ec2, ("stopped",)) if work_of(i) == "root.train"], 3,
+                   "the GPU instance to stop while the CPU work runs")
+    cpu = [i for i in instances(ec2, ("running",)) if work_of(i) == "root.wait"]
+    assert cpu, "the CPU instance keeps running: only GPU machines stop when their work is done"
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "trained 2 epochs" in out
+    runs = [i for i in instances(ec2, ("terminated",)) if work_of(i) == "root.train"]
+    assert [i["InstanceId"] for i in runs] == [gpu[0]["InstanceId"]], err  # the same machine, started again
+    assert f"starting {gpu[0]['InstanceId']} again" in err
+
+
+def test_capacity_failover_next_az_then_next_type(lit: Lit, ec2: Any, home: Path) -> None:
+    subnets = json.loads((home / "clusters" / "gpus" / "cluster.json").read_text())["settings"]["outputs"]["subnet_ids"]
+    faults = {"capacity": [{"type": "g5.xlarge", "subnet": subnets[0]}]}
+    result = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus", faults=faults)
+    assert result.returncode == 0, result.stderr
+    assert "g5.xlarge in us-east-1a: InsufficientInstanceCapacity; trying the next option" in result.stderr
+    assert "requested g5.xlarge in us-east-1b" in result.stderr
+    faults = {"capacity": [{"type": "g5.xlarge", "subnet": "*"}]}
+    result = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus", faults=faults)
+    assert result.returncode == 0, result.stderr
+    assert "requested g4dn.xlarge" in result.stderr
+    assert "g4dn.xlarge" in [i["InstanceType"] for i in instances(ec2, ("terminated",))]
+
+
+def test_no_capacity_anywhere_is_a_clear_error_and_nothing_runs(lit: Lit, ec2: Any) -> None:
+    faults = {"capacity": [{"type": "g5.xlarge", "subnet": "*"}, {"type": "g4dn.xlarge", "subnet": "*"}]}
+    result = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus", faults=faults)
+    assert result.returncode == 3, result.stderr
+    assert "no capacity for CloudCompute('gpu'); tried: g5.xlarge in us-east-1a" in result.stderr
+    assert "g4dn.xlarge in us-east-1b: InsufficientInstanceCapacity" in result.stderr
+    assert not instances(ec2)
+
+
+def test_zero_gpu_quota_is_a_clear_error(lit: Lit, ec2: Any) -> None:
+    result = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus", faults={"quota": {"L-DB2E81BA": 0}})
+    assert result.returncode == 3, result.stderr
+    assert "quota 'Running On-Demand G and VT instances' (L-DB2E81BA) is 0 vCPUs" in result.stderr
+    assert "request-service-quota-increase" in result.stderr
+    assert not instances(ec2)
+
+
+def test_ctrl_c_terminates_every_instance(lit: Lit, ec2: Any) -> None:
+    proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=60", "--env", "COMPUTE=gpu")
+    wait_line(proc, "sleeping on")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not instances(ec2)
+
+
+def test_lit_killed_every_instance_stops_by_itself_within_the_orphan_timeout(lit: Lit, ec2: Any) -> None:
+    proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=300", "--env", "COMPUTE=cpu")
+    wait_line(proc, "sleeping on")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    killed = time.monotonic()
+    assert instances(ec2, ("running",))
+    wait_for(lambda: not instances(ec2, ("pending", "running")), ORPHAN + 15, "the orphaned instance to stop itself")
+    assert time.monotonic() - killed >= ORPHAN - 1
+    assert [i["State"]["Name"] for i in instances(ec2)] == ["stopped"]  # by its own shutdown -h now
+
+
+def test_keep_machines_stops_them_and_the_next_run_reuses_them(lit: Lit, ec2: Any) -> None:
+    first = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus", "--keep-machines")
+    assert first.returncode == 0, first.stderr
+    kept = {work_of(i): i["InstanceId"] for i in instances(ec2, ("stopped",))}
+    assert set(kept) == {"root.work_A", "root.work_B"}
+    second = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus")
+    assert second.returncode == 0, second.stderr
+    reused = {work_of(i): i["InstanceId"] for i in instances(ec2, ("terminated",)) if i["InstanceId"] in kept.values()}
+    assert reused == kept
+    assert "again" in second.stderr

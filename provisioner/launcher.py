@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from lit.runtime.compute import CloudCompute
 from lit.runtime.errors import InfrastructureError, LitError
-from lit.runtime.transport import AgentSpec, Launched, Placement, short_name
+from lit.runtime.transport import AgentSpec, Launched, Placement, StreamSocket, short_name
 
 from . import bundle as bundles
 from . import store
@@ -163,28 +163,16 @@ class ClusterLauncher:
         return None
 
 
-class SocketTransport:
+class SocketTransport(StreamSocket):
     """The orchestrator's end of a socket pair whose other end a RemoteAgent relays."""
 
     def __init__(self, sock: socket.socket, remote: RemoteAgent) -> None:
-        self.sock = sock
+        super().__init__(sock)
         self.remote = remote
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def read(self) -> bytes:
-        return self.sock.recv(262144, socket.MSG_DONTWAIT)
-
-    def write(self, data: bytes) -> None:
-        self.sock.sendall(data)
 
     def close(self) -> None:
         self.remote.cancelled = True
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        super().close()
 
     def kill(self) -> None:
         self.remote.kill()

@@ -202,12 +202,10 @@ class ForkServer:
             self.proc.wait()
 
 
-class ForkedTransport:
-    """The stream to an agent the fork server made: a socket; exit codes come from the fork server."""
+class StreamSocket:
+    """A transport over a connected socket: reads never block, closing ends our direction of the stream."""
 
-    def __init__(self, server: ForkServer, pid: int, sock: socket.socket) -> None:
-        self.server = server
-        self.pid = pid
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
     def fileno(self) -> int:
@@ -224,6 +222,15 @@ class ForkedTransport:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+class ForkedTransport(StreamSocket):
+    """The stream to an agent the fork server made: a socket; exit codes come from the fork server."""
+
+    def __init__(self, server: ForkServer, pid: int, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.server = server
+        self.pid = pid
 
     def kill(self) -> None:
         try:

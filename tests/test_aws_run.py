@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
+from tests.support import wait_for, wait_line
 
 ROLE = "arn:aws:iam::111122223333:role/lit-byoc"
 EXTERNAL_ID = "lit-test-external-id"
@@ -105,29 +105,8 @@ def lit(cloud: FakeCloud, home: Path, tmp_path: Path, ec2: Any) -> Iterator[Lit]
     assert not left, f"instances left running: {left}"
 
 
-def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> list[str]:
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if select.select([proc.stdout], [], [], 0.2)[0]:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if text in line:
-                return seen
-    raise AssertionError(f"no line with {text!r} in {timeout} s: {seen}")
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_hello_app_each_work_on_its_own_instance_all_terminated_at_the_end(lit: Lit, ec2: Any, home: Path) -> None:

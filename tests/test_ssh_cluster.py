@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import wait_for, wait_line
 from tests.testbed import TestBed, require_root_and_sshd, testbed_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,33 +91,8 @@ def agents(host: Any) -> list[int]:
     return [pid for pid, cmd in host.processes() if "lit.runtime.agent detached" in cmd]
 
 
-def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> list[str]:
-    """Read the process's stdout until a line contains `text` (the work is running)."""
-    import select
-
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if readable:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if text in line:
-                return seen
-    raise AssertionError(f"no line with {text!r} within {timeout} s; got {seen}")
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_hello_app_runs_each_work_on_its_own_host(lit: Lit, bed: TestBed) -> None:

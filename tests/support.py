@@ -1,0 +1,35 @@
+"""Small helpers the end-to-end tests share."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import time
+from typing import Any
+
+
+def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> list[str]:
+    """Read the process's stdout until a line contains `text`; the lines read so far."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 0.2)[0]:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if text in line:
+                return seen
+    raise AssertionError(f"no line with {text!r} within {timeout} s; got {seen}")
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    """Poll `predicate` until it returns something true; its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -46,6 +46,12 @@ Events: ``shutdown -h now`` & co. on a host append a line to
 ``Host.wait_for_event()``, or get called back with ``Host.on_event()`` /
 ``Host.on_poweroff()`` (a fake cloud can then call ``Host.power_off()``).
 
+Hosts one by one (a fake cloud's instances): ``TestBed.attach(bed, dir)`` is a bed with a state file of its
+own on ``bed``'s bridge; ``add_host(name, address, prefix_len=, routes=, authorized_keys=, host_keys=,
+login_aliases=)`` brings up one host (any address: ``add_bridge_route(cidr)`` routes a network outside the bed's
+/24 to the bridge on this machine, refusing one the machine uses; the host gets on-link routes, never a default
+route), ``remove_host(host)`` removes it.
+
 By hand::
 
     python -m tests.testbed up 3 [--dir DIR]
@@ -235,7 +241,8 @@ def setup():
             lines = f.read().splitlines(True)
     except OSError:
         lines = []
-    if any(l.startswith("root:!") for l in lines):
+    aliases = cfg.get("login_aliases") or []
+    if any(l.startswith("root:!") for l in lines) or (aliases and lines):
         fixed = "/run/lit-testbed-bin/shadow"
         with open(fixed, "w") as f:
             for l in lines:
@@ -243,9 +250,23 @@ def setup():
                     parts = l.split(":")
                     parts[1] = "*"
                     l = ":".join(parts)
-                f.write(l)
+                if l.split(":")[0] in aliases:
+                    continue
+                f.write(l if l.endswith("\n") else l + "\n")
+            for a in aliases:
+                f.write("%s:*:19000:0:99999:7:::\n" % a)
         os.chmod(fixed, 0o640)
         mount(fixed, "/etc/shadow", None, MS_BIND)
+    # Login names that are root under another name (uid 0, home /root), e.g. a cloud image's "ubuntu".
+    if aliases:
+        with open("/etc/passwd") as f:
+            plines = [l for l in f.read().splitlines() if l.split(":")[0] not in aliases]
+        plines += ["%s:x:0:0:%s (root, lit test bed):/root:/bin/bash" % (a, a) for a in aliases]
+        fixed = "/run/lit-testbed-bin/passwd"
+        with open(fixed, "w") as f:
+            f.write("\n".join(plines) + "\n")
+        os.chmod(fixed, 0o644)
+        mount(fixed, "/etc/passwd", None, MS_BIND)
     # Private writable directories.
     for d, mode in cfg["tmpfs"]:
         if os.path.isdir(d) and not os.path.islink(d):
@@ -456,6 +477,32 @@ def _global_lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _new_prefix() -> str:
+    """A name prefix no bed's namespaces or links use."""
+    existing_ns = _netns_list()
+    while True:
+        prefix = "littb" + secrets.token_hex(2)
+        if not any(n.startswith(prefix) for n in existing_ns) and not _link_exists(f"{prefix}br"):
+            return prefix
+
+
+def _bed_dir(base_dir: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """(directory, whether the bed owns it) for a new bed; refuses a directory that records a bed."""
+    if base_dir is None:
+        path = Path(tempfile.mkdtemp(prefix="lit-testbed-"))
+        os.chmod(path, 0o755)
+        return path, True
+    path = Path(base_dir).absolute()
+    if (path / STATE_FILE).exists():
+        raise TestBedError(
+            f"a test bed is already recorded in {path}; take it down first (python -m tests.testbed down --dir {path})"
+        )
+    owns = not path.exists() or not any(path.iterdir())
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o755)
+    return path, owns
+
+
 def is_power_event(cmd: str) -> bool:
     """Whether a recorded command would stop or restart a real machine."""
     parts = cmd.split()
@@ -542,6 +589,14 @@ class Host:
         self.sshd_start: int | None = None
         self.link_is_up = True
         self.powered_on = True
+        # Set before bring-up (add_host): the host's hostname (default: name), the prefix length of its
+        # address, extra on-link routes (CIDRs reached over eth0, never a default route), login names that
+        # are aliases of root (uid 0, home /root) and host keys given by the caller instead of generated.
+        self.hostname = name
+        self.prefix_len = 24
+        self.routes: list[str] = []
+        self.login_aliases: list[str] = []
+        self.host_key_types: list[str] = ["ed25519"]
         self._holder: subprocess.Popen[bytes] | None = None
         self._sshd: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
@@ -586,6 +641,12 @@ class Host:
             "sshd_pid": self.sshd_pid,
             "sshd_start": self.sshd_start,
             "link_is_up": self.link_is_up,
+            "powered_on": self.powered_on,
+            "hostname": self.hostname,
+            "prefix_len": self.prefix_len,
+            "routes": self.routes,
+            "login_aliases": self.login_aliases,
+            "host_key_types": self.host_key_types,
         }
 
     @classmethod
@@ -610,12 +671,25 @@ class Host:
             "sshd_pid",
             "sshd_start",
             "link_is_up",
+            "powered_on",
+            "hostname",
+            "prefix_len",
+            "routes",
+            "login_aliases",
+            "host_key_types",
         ):
             setattr(h, k, d.get(k, getattr(h, k)))
         return h
 
     # ----- bring-up pieces (called by TestBed)
-    def _write_config(self, client_pubkey: str) -> None:
+    def _write_config(self, client_pubkey: str, host_keys: dict[str, tuple[str, str]] | None = None) -> None:
+        """sshd_config, authorized_keys (client_pubkey: one or more lines) and host keys.
+
+        host_keys: key type ("ed25519", "rsa", "ecdsa") -> (private key text, public key line), used as
+        given; an ed25519 host key is generated if none is given.
+        """
+        host_keys = dict(host_keys or {})
+        self.host_key_types = ["ed25519", *sorted(t for t in host_keys if t != "ed25519")]
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
         (self.dir / "authorized_keys").write_text(client_pubkey.strip() + "\n")
@@ -627,7 +701,7 @@ class Host:
                     "Port 22",
                     "AddressFamily inet",
                     "ListenAddress 0.0.0.0",
-                    f"HostKey {IN_HOST_DIR}/ssh_host_ed25519_key",
+                    *(f"HostKey {IN_HOST_DIR}/ssh_host_{t}_key" for t in self.host_key_types),
                     f"PidFile {IN_HOST_DIR}/sshd.pid",
                     f"AuthorizedKeysFile {IN_HOST_DIR}/authorized_keys",
                     "PubkeyAuthentication yes",
@@ -649,7 +723,26 @@ class Host:
                 ]
             )
         )
-        self._new_host_key()
+        if "ed25519" in host_keys:
+            self._set_host_key("ed25519", *host_keys["ed25519"])
+        else:
+            self._new_host_key()
+        for t, (private, public) in host_keys.items():
+            if t != "ed25519":
+                self._set_host_key(t, private, public)
+
+    def _set_host_key(self, key_type: str, private: str, public: str) -> None:
+        path = self.dir / f"ssh_host_{key_type}_key"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(private.strip() + "\n")
+        pub = public.split()
+        if len(pub) < 2:
+            raise TestBedError(f"{self.name}: {key_type} host key: bad public key {public!r}")
+        path.with_name(path.name + ".pub").write_text(f"{pub[0]} {pub[1]}\n")
+        if key_type == "ed25519":
+            self.host_key_line = f"{self.address} {pub[0]} {pub[1]}"
 
     def _new_host_key(self) -> None:
         for p in (self.host_key_path, self.host_key_path.with_suffix(".pub")):
@@ -674,7 +767,8 @@ class Host:
     def _start_holder(self, readonly_root: bool, timeout: float = 30.0) -> None:
         cfg = {
             "hostdir": str(self.dir),
-            "hostname": self.name,
+            "hostname": self.hostname,
+            "login_aliases": list(self.login_aliases),
             "standin": _STANDIN,
             "standin_names": list(STANDIN_NAMES),
             "standin_dirs": list(STANDIN_DIRS),
@@ -1063,6 +1157,10 @@ class TestBed:
         self.known_hosts_path = base_dir / "known_hosts"
         self.created_at = time.time()
         self.creator: tuple[int | None, int | None] = (os.getpid(), _proc_start(os.getpid()))
+        # A bed attached to another bed's bridge (TestBed.attach) neither makes nor removes the bridge.
+        self.owns_bridge = True
+        self.bridge_routes: list[str] = []  # CIDRs routed to the bridge by add_bridge_route()
+        self.next_index = 1
         self._state_lock = threading.RLock()
         self._watchers: list[tuple[Host, Callable[[Host, str], None], list[int]]] = []
         self._watch_thread: threading.Thread | None = None
@@ -1128,12 +1226,7 @@ class TestBed:
             owns = not path.exists() or not any(path.iterdir())
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o755)
-        existing_ns = _netns_list()
-        while True:
-            prefix = "littb" + secrets.token_hex(2)
-            if not any(n.startswith(prefix) for n in existing_ns) and not _link_exists(f"{prefix}br"):
-                break
-        bed = cls(path, prefix, owns)
+        bed = cls(path, _new_prefix(), owns)
         bed.readonly_root = readonly_root
         bed.drop_caps = drop_caps
         try:
@@ -1271,9 +1364,10 @@ class TestBed:
             input="\n".join(
                 [
                     f"link set {h.veth} name eth0",
-                    f"addr add {h.address}/24 dev eth0",
+                    f"addr add {h.address}/{h.prefix_len} dev eth0",
                     "link set lo up",
                     "link set eth0 up",
+                    *(f"route replace {r} dev eth0 scope link" for r in h.routes),
                     "",
                 ]
             ),
@@ -1293,6 +1387,219 @@ class TestBed:
                 f"neigh replace {o.address} lladdr {o.mac} dev eth0 nud permanent" for o in self.hosts if o is not h
             ]
             _run(["ip", "-n", h.netns, "-batch", "-"], input="\n".join(lines) + "\n")
+
+    # ----- hosts added and removed one by one (e.g. by a fake cloud)
+    @classmethod
+    def attach(
+        cls,
+        other: TestBed,
+        base_dir: str | os.PathLike[str] | None = None,
+        *,
+        readonly_root: bool | None = None,
+        drop_caps: bool | None = None,
+        auto_down: bool = False,
+    ) -> TestBed:
+        """A bed with no hosts yet on `other`'s bridge; add hosts with add_host().
+
+        It neither makes nor removes the bridge (take it down before `other`); it has a state file of its own
+        in base_dir, so one process may own it while another owns `other`.
+        """
+        reason = require_root_and_sshd()
+        if reason:
+            raise TestBedError(reason)
+        if not other.bridge_address or not _link_exists(other.bridge):
+            raise TestBedError(f"bridge {other.bridge} of {other!r} is not up")
+        path, owns = _bed_dir(base_dir)
+        bed = cls(path, _new_prefix(), owns)
+        bed.owns_bridge = False
+        bed.bridge, bed.bridge_mac = other.bridge, other.bridge_mac
+        bed.subnet, bed.bridge_address = other.subnet, other.bridge_address
+        bed.readonly_root = other.readonly_root if readonly_root is None else readonly_root
+        bed.drop_caps = other.drop_caps if drop_caps is None else drop_caps
+        bed._save_state()
+        if auto_down:
+            atexit.register(bed._down_quietly)
+        return bed
+
+    def add_host(
+        self,
+        name: str,
+        address: str | None = None,
+        *,
+        prefix_len: int | None = None,
+        routes: Sequence[str] = (),
+        hostname: str | None = None,
+        authorized_keys: str | None = None,
+        host_keys: dict[str, tuple[str, str]] | None = None,
+        login_aliases: Sequence[str] = (),
+        timeout: float = 30.0,
+    ) -> Host:
+        """Bring up one more host and return it once sshd answers.
+
+        address: by default the next free one of the bed's subnet; an address outside it (say 10.77.0.4 with
+        prefix_len 20) needs add_bridge_route() for its network so that this machine reaches it, and the host
+        gets an on-link route to the bed's subnet (the bridge address) besides `routes`.  authorized_keys: the
+        public key lines root (and each of login_aliases) accepts; default the bed's client key.  host_keys:
+        see Host._write_config (default: a new ed25519 key).  Never a default route.
+        """
+        with self._state_lock:
+            if any(h.name == name for h in self.hosts):
+                raise TestBedError(f"a host named {name} exists already")
+            index = max([self.next_index, *(h.index + 1 for h in self.hosts)])
+            self.next_index = index + 1
+            bed_net = ipaddress.ip_network(self.subnet)
+            if address is None:
+                address, prefix_len = str(bed_net.network_address + 10 + index), 24
+                if ipaddress.ip_address(address) not in bed_net or index > 240:
+                    raise TestBedError(f"no free address left in {self.subnet}")
+            prefix_len = prefix_len or 24
+            if any(h.address == address for h in self.hosts) or address == self.bridge_address:
+                raise TestBedError(f"address {address} is taken")
+            h = Host(
+                self,
+                index,
+                name,
+                f"{self.prefix}-{name}",
+                address,
+                _random_mac(),
+                f"{self.prefix}v{index}",
+                f"{self.prefix}p{index}",
+                self.base_dir / "hosts" / name,
+            )
+            h.hostname = hostname or name
+            h.prefix_len = prefix_len
+            h.routes = list(routes)
+            own_net = ipaddress.ip_interface(f"{address}/{prefix_len}").network
+            if ipaddress.ip_address(self.bridge_address) not in own_net and self.subnet not in h.routes:
+                h.routes.append(self.subnet)
+            h.login_aliases = list(login_aliases)
+            self.hosts.append(h)
+        self._save_state()
+        try:
+            if authorized_keys is None:
+                if not self.key_path.exists():
+                    _run(
+                        [
+                            "ssh-keygen",
+                            "-q",
+                            "-t",
+                            "ed25519",
+                            "-N",
+                            "",
+                            "-C",
+                            f"lit-testbed-{self.prefix}",
+                            "-f",
+                            str(self.key_path),
+                        ]
+                    )
+                authorized_keys = self.public_key_path.read_text()
+            self._make_host_network(h)
+            _run(["ip", "neigh", "replace", h.address, "lladdr", h.mac, "dev", self.bridge, "nud", "permanent"])
+            _run(
+                [
+                    "ip",
+                    "-n",
+                    h.netns,
+                    "neigh",
+                    "replace",
+                    self.bridge_address,
+                    "lladdr",
+                    self.bridge_mac,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ]
+            )
+            h._write_config(authorized_keys, host_keys)
+            self._save_state()
+            h._start_holder(self.readonly_root, timeout=timeout)
+            h.start_sshd(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.remove_host(h)
+            raise
+        self.refresh_known_hosts()
+        self._save_state()
+        return h
+
+    def remove_host(self, host: Host, timeout: float = 10.0) -> None:
+        """Remove one host: its processes, namespace, links, neighbour entry and directory."""
+        with self._state_lock:
+            for entry in [w for w in self._watchers if w[0] is host]:
+                self._watchers.remove(entry)
+        with host._lock:
+            targets: dict[int, int] = {}
+            for attempt in range(3):
+                found = self._host_processes([host])
+                if not found:
+                    break
+                targets.update(found)
+                inits = {p: st for p, st in found.items() if attempt > 0 or self._is_host_init(p)}
+                for pid, start in (inits or found).items():
+                    if _same_process(pid, start):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                for popen in (host._sshd, host._holder):
+                    if popen is not None:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            popen.wait(timeout)
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and any(_same_process(*t) for t in targets.items()):
+                    time.sleep(0.01)
+            left = [pid for pid, start in targets.items() if _same_process(pid, start)]
+            if left:
+                raise TestBedError(f"{host.name}: processes {left} survived")
+            if host.netns in _netns_list():
+                _run(["ip", "netns", "del", host.netns])
+            for link in (host.peer, host.veth):
+                if _link_exists(link):
+                    _run(["ip", "link", "del", link], check=False)
+            if _link_exists(self.bridge):
+                _run(["ip", "neigh", "del", host.address, "dev", self.bridge], check=False)
+            mp = f"/run/netns/{host.netns}"
+            if f" {mp} " in Path("/proc/self/mounts").read_text():
+                _run(["umount", mp], check=False)
+            with contextlib.suppress(OSError):
+                os.unlink(mp)
+            shutil.rmtree(host.dir, ignore_errors=True)
+            host._sshd = host._holder = None
+            host.init_pid = host.init_start = host.sshd_pid = host.sshd_start = None
+            host.powered_on = False
+        with self._state_lock:
+            if host in self.hosts:
+                self.hosts.remove(host)
+        self.refresh_known_hosts()
+        self._save_state()
+
+    def add_bridge_route(self, cidr: str) -> None:
+        """Route cidr to the bridge on this machine (so it reaches hosts added with addresses in it).
+
+        Refuses a network this machine uses already (an address or a route of it overlaps cidr).  The route
+        is recorded and removed by remove_bridge_route() or down().
+        """
+        net = ipaddress.ip_network(cidr, strict=False)
+        cidr = str(net)
+        with _global_lock():
+            if cidr in self.bridge_routes:
+                return
+            for used in _used_networks():
+                if str(used) not in self.bridge_routes and net.overlaps(used):
+                    raise TestBedError(f"cannot route {cidr} to the bridge: this machine uses {used} already")
+            with self._state_lock:
+                self.bridge_routes.append(cidr)
+            self._save_state()
+            _run(["ip", "route", "add", cidr, "dev", self.bridge, "src", self.bridge_address])
+
+    def remove_bridge_route(self, cidr: str) -> None:
+        cidr = str(ipaddress.ip_network(cidr, strict=False))
+        if cidr not in self.bridge_routes:
+            return
+        if _link_exists(self.bridge):
+            _run(["ip", "route", "del", cidr, "dev", self.bridge], check=False)
+        with self._state_lock:
+            self.bridge_routes.remove(cidr)
+        self._save_state()
 
     def _cap_drop_argv(self) -> list[str]:
         """Command prefix that drops DROPPED_CAPS for sshd and its sessions."""
@@ -1419,6 +1726,9 @@ class TestBed:
             "links": [self.bridge, *[h.peer for h in self.hosts]],
             "mounts": [f"/run/netns/{h.netns}" for h in self.hosts],
             "hosts": [h._to_state() for h in self.hosts],
+            "owns_bridge": self.owns_bridge,
+            "bridge_routes": self.bridge_routes,
+            "next_index": max([self.next_index, *(h.index + 1 for h in self.hosts)]),
         }
 
     def _save_state(self) -> None:
@@ -1446,6 +1756,9 @@ class TestBed:
         bed.created_at = st.get("created_at", 0.0)
         bed.creator = (st.get("creator_pid"), st.get("creator_start"))
         bed.hosts = [Host._from_state(bed, d) for d in st.get("hosts", [])]
+        bed.owns_bridge = st.get("owns_bridge", True)
+        bed.bridge_routes = list(st.get("bridge_routes", []))
+        bed.next_index = st.get("next_index", len(bed.hosts) + 1)
         return bed
 
     # ----- take down
@@ -1498,14 +1811,21 @@ class TestBed:
                 problems.append(f"process {pid} still running")
         if problems:  # keep the namespaces (and state) so that a retry finds them
             raise TestBedError("test bed down could not stop: " + "; ".join(problems))
-        # 2. Namespaces (their veth ends go with them), then links.
+        # 2. Routes and neighbour entries this bed put on a bridge it shares, namespaces (their veth ends
+        #    go with them), then links.
+        if _link_exists(self.bridge):
+            for cidr in list(self.bridge_routes):
+                _run(["ip", "route", "del", cidr, "dev", self.bridge], check=False)
+            if not self.owns_bridge:
+                for h in self.hosts:
+                    _run(["ip", "neigh", "del", h.address, "dev", self.bridge], check=False)
         existing = _netns_list()
         for h in self.hosts:
             if h.netns in existing:
                 p = _run(["ip", "netns", "del", h.netns], check=False)
                 if p.returncode != 0:
                     problems.append(f"ip netns del {h.netns}: {p.stderr.strip()}")
-        for link in [h.peer for h in self.hosts] + [h.veth for h in self.hosts] + [self.bridge]:
+        for link in [h.peer for h in self.hosts] + [h.veth for h in self.hosts] + [self.bridge] * self.owns_bridge:
             if _link_exists(link):
                 p = _run(["ip", "link", "del", link], check=False)
                 if p.returncode != 0 and _link_exists(link):
@@ -1548,8 +1868,12 @@ class TestBed:
 
     def _bed_processes(self) -> dict[int, int]:
         """pid -> start time of every live process this bed made."""
+        return self._host_processes(self.hosts)
+
+    def _host_processes(self, hosts: Sequence[Host]) -> dict[int, int]:
+        """pid -> start time of every live process of these hosts."""
         out: dict[int, int] = {}
-        for h in self.hosts:
+        for h in hosts:
             for pid, start in (
                 (h.init_pid, h.init_start),
                 (h.sshd_pid, h.sshd_start),
@@ -1558,7 +1882,7 @@ class TestBed:
                 if pid and start is not None and _same_process(pid, start):
                     out[pid] = start
         netns_ids = set()
-        for h in self.hosts:
+        for h in hosts:
             with contextlib.suppress(OSError):
                 st = os.stat(f"/run/netns/{h.netns}")
                 netns_ids.add((st.st_dev, st.st_ino))

@@ -13,15 +13,30 @@ From Python::
         engine = MotoEngine(home, env=cloud.env)
         outputs = engine.up("demo", config, print)
         ec2 = cloud.client(cloud.session(role_arn, external_id), "ec2")
+
+Instances are hosts (instances.py): an instance running in moto, in any account, is a test-bed host at its private
+address within ~0.2 s, whose sshd takes its keys from the instance's #cloud-config user data only (logins ``root``
+and ``ubuntu``, both uid 0 with home /root); stop/start powers it off and on (keeping /root), terminate removes it,
+``shutdown -h now`` on it stops the instance in moto::
+
+        iid = ec2.run_instances(ImageId=CPU_IMAGE_ID, SubnetId=..., UserData=..., MinCount=1, MaxCount=1)...
+        host = cloud.wait_host(iid, timeout=10)        # sshd answers at host.address (the private IP)
+        cloud.hosts_for_instances()                    # {instance id: Host}
+
+Images (amis.py): "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261101" (owner alias amazon) and
+"ubuntu/images/hvm-ssd-gp3/ubuntu-jammy-22.04-amd64-server-20261101" (owner 099720109477), each with an older one.
 """
 
 from __future__ import annotations
 
+from .amis import CPU_IMAGE_ID, GPU_IMAGE_ID
 from .aws import FakeCloudError, assumed_session, check_endpoint
 from .engine import MotoEngine
 from .server import FakeCloud, default_dir, fakecloud_fixture, requirement
 
 __all__ = [
+    "CPU_IMAGE_ID",
+    "GPU_IMAGE_ID",
     "FakeCloud",
     "FakeCloudError",
     "MotoEngine",

@@ -57,7 +57,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 sys.stdout.write(exports(cloud))
             else:
                 print(f"fake cloud in {d}: moto on {cloud.endpoint}, pid {cloud.moto_pid} "
-                      f"({'running' if cloud.moto_running() else 'NOT running'}), test bed in {cloud.bed_dir}")
+                      f"({'running' if cloud.moto_running() else 'NOT running'}), test bed in {cloud.bed_dir}; "
+                      "the instances' reconciler is a thread of moto's process")
+                for instance_id, host in sorted(cloud.hosts_for_instances().items()):
+                    print(f"  instance {instance_id}: host {host.address} (netns {host.netns}), "
+                          f"{'powered on' if host.powered_on else 'powered off'}, logins root and ubuntu")
+                print(f"reconciler log: {cloud.reconciler_log_path}")
     except FakeCloudError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,11 @@
 """FakeCloud: moto in server mode (EC2, IAM, STS, S3 over HTTP) on a private address of a test bed's bridge.
 
 The bridge comes from tests/testbed.py (one host: the bed needs at least one), so fake hosts in the bed's network
-namespaces reach moto too. moto runs as `python -m moto.server -H <bridge address> -p <free port>` in a session of
-its own; everything (moto's PID and start time, the bed's directory) is recorded in `<dir>/state.json` before it is
-started, so `down` works from the record after a crash, and stops only the process it recorded.
+namespaces reach moto too. moto runs as `python -m tests.fakecloud.motod ... -- -H <bridge address> -p <free port>`
+(moto's server, plus the reconciler of instances.py as a thread: every EC2 instance running in moto becomes a
+test-bed host at its private address, see `hosts_for_instances` / `wait_host`) in a session of its own, with the
+images of amis.py. Everything (moto's PID and start time, the beds' directories) is recorded in `<dir>/state.json`
+before it is started, so `down` works from the record after a crash, and stops only the process it recorded.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
-from tests.testbed import TestBed, _proc_start, _same_process, require_root_and_sshd
+from tests.testbed import Host, TestBed, _proc_start, _same_process, require_root_and_sshd
 
+from .amis import write_amis_file
 from .aws import DEFAULT_REGION, DUMMY_KEY, FakeCloudError, assumed_session
 
 STATE_FILE = "state.json"
@@ -80,6 +83,7 @@ class FakeCloud:
         self.moto_start: Optional[int] = None
         self.bed: Optional[TestBed] = None
         self.bed_dir: Optional[Path] = None
+        self.instances_dir = base_dir / "instances"
         self.creator = (os.getpid(), _proc_start(os.getpid()))
         self.created_at = time.time()
         self._proc: Optional[subprocess.Popen[bytes]] = None
@@ -102,6 +106,14 @@ class FakeCloud:
     @property
     def log_path(self) -> Path:
         return self.base_dir / "moto.log"
+
+    @property
+    def reconciler_log_path(self) -> Path:
+        return self.base_dir / "reconciler.log"
+
+    @property
+    def amis_path(self) -> Path:
+        return self.base_dir / "amis.json"
 
     @property
     def endpoint(self) -> str:
@@ -141,10 +153,54 @@ class FakeCloud:
     def moto_running(self) -> bool:
         return _same_process(self.moto_pid, self.moto_start)
 
+    # ----- instances as hosts
+    def instances_bed(self) -> Optional[TestBed]:
+        """The test bed of the instances' hosts (as last recorded by the reconciler), or None."""
+        if not (self.instances_dir / "state.json").exists():
+            return None
+        return TestBed.load(self.instances_dir)
+
+    def hosts_for_instances(self) -> dict[str, Host]:
+        """instance id -> its host (address: the instance's private IP; name: the instance id), as recorded now.
+
+        A host of a stopped instance is there too, powered off (host.powered_on False). The hosts are read from
+        the reconciler's record: use them to look (exec, processes, pids, events, tcp_reachable); change their
+        power through EC2 (stop/start/terminate), as the reconciler in moto's process owns them.
+        """
+        bed = self.instances_bed()
+        return {h.name: h for h in bed.hosts} if bed else {}
+
+    def wait_host(self, instance_id: str, timeout: float = 30.0) -> Host:
+        """The instance's host once it is powered on and its sshd answers on port 22."""
+        deadline = time.monotonic() + timeout
+        while True:
+            host = self.hosts_for_instances().get(instance_id)
+            if host is not None and host.powered_on and host._read_banner(0.5).startswith("SSH-"):
+                return host
+            if time.monotonic() > deadline:
+                raise FakeCloudError(f"no host answered SSH for instance {instance_id} within {timeout:.0f}s "
+                                     f"(host: {host!r}); reconciler log:\n{self.reconciler_log_tail()}")
+            time.sleep(0.05)
+
+    def wait_no_host(self, instance_id: str, timeout: float = 30.0) -> None:
+        """Wait until the instance has no host (terminated)."""
+        deadline = time.monotonic() + timeout
+        while instance_id in self.hosts_for_instances():
+            if time.monotonic() > deadline:
+                raise FakeCloudError(f"the host of {instance_id} is still there after {timeout:.0f}s; "
+                                     f"reconciler log:\n{self.reconciler_log_tail()}")
+            time.sleep(0.05)
+
+    def reconciler_log_tail(self, chars: int = 4000) -> str:
+        with contextlib.suppress(OSError):
+            return self.reconciler_log_path.read_text(errors="replace")[-chars:]
+        return ""
+
     # ----- state
     def _to_state(self) -> dict[str, Any]:
         return {"address": self.address, "port": self.port, "region": self.region, "moto_pid": self.moto_pid,
                 "moto_start": self.moto_start, "bed_dir": str(self.bed_dir) if self.bed_dir else None,
+                "instances_dir": str(self.instances_dir),
                 "owns_dir": self.owns_dir, "creator": list(self.creator), "created_at": self.created_at,
                 "endpoint": self.endpoint}
 
@@ -162,6 +218,7 @@ class FakeCloud:
         cloud.region = state.get("region") or DEFAULT_REGION
         cloud.moto_pid, cloud.moto_start = state.get("moto_pid"), state.get("moto_start")
         cloud.bed_dir = Path(state["bed_dir"]) if state.get("bed_dir") else None
+        cloud.instances_dir = Path(state.get("instances_dir") or path / "instances")
         cloud.creator = tuple(state.get("creator") or (None, None))  # type: ignore[assignment]
         cloud.created_at = state.get("created_at", 0.0)
         return cloud
@@ -210,17 +267,23 @@ class FakeCloud:
         self._save_state()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
         # AWS managed policies (arn:aws:iam::aws:policy/...) exist, so lit:workPolicyArns can name them.
+        # The images lit looks up (amis.py) besides moto's own, in every account and region.
         env.update(AWS_ACCESS_KEY_ID=DUMMY_KEY, AWS_SECRET_ACCESS_KEY=DUMMY_KEY, AWS_DEFAULT_REGION=self.region,
-                   MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+                   MOTO_IAM_LOAD_MANAGED_POLICIES="true",
+                   MOTO_AMIS_PATH=str(write_amis_file(self.amis_path, self.region)),
+                   PYTHONPATH=os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p))
+        self._save_state()
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", self.address, "-p", str(self.port)],
+                [sys.executable, "-m", "tests.fakecloud.motod", "--bed-dir", str(self.bed_dir),
+                 "--instances-dir", str(self.instances_dir), "--log", str(self.reconciler_log_path),
+                 "--", "-H", self.address, "-p", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.base_dir),
                 start_new_session=True)
         self.moto_pid, self.moto_start = self._proc.pid, _proc_start(self._proc.pid)
         self._save_state()
         deadline = t0 + timeout
-        while not _answers(self.endpoint):
+        while not (_answers(self.endpoint) and (self.instances_dir / "state.json").exists()):
             if self._proc.poll() is not None:
                 raise FakeCloudError(f"moto exited ({self._proc.returncode}): {self._log_tail()}")
             if time.monotonic() > deadline:
@@ -258,6 +321,12 @@ class FakeCloud:
         if self._proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout)
+        # The instances' hosts (their bed shares the bridge of the cloud's bed: down first).
+        if (self.instances_dir / "state.json").exists():
+            try:
+                TestBed.load(self.instances_dir).down()
+            except Exception as exc:
+                problems.append(f"instances' hosts: {exc}")
         if self.bed is None and self.bed_dir is not None and (self.bed_dir / "state.json").exists():
             try:
                 self.bed = TestBed.load(self.bed_dir)
@@ -277,7 +346,8 @@ class FakeCloud:
             shutil.rmtree(self.base_dir, ignore_errors=True)
         else:
             self.state_path.unlink(missing_ok=True)
-            self.log_path.unlink(missing_ok=True)
+            for path in (self.log_path, self.reconciler_log_path, self.amis_path):
+                path.unlink(missing_ok=True)
 
     @classmethod
     def down_dir(cls, base_dir: str | os.PathLike[str] | None = None) -> bool:

@@ -1,0 +1,217 @@
+"""The fake cloud's EC2 instances are test-bed hosts: SSH at the private address with the user data's keys only,
+a disk that survives stop/start, power commands on the host reach moto, terminate removes the host.
+
+Everything goes through boto3 on an assumed role (as lit would), in a VPC and subnet made here (not lit's stack).
+Needs root (the bridge, namespaces): skipped otherwise, but a failure when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
+from tests.fakecloud.amis import CPU_IMAGE_ID, GPU_IMAGE_ID
+from tests.fakecloud.cloudinit import parse, parse_subset
+from tests.fakecloud.instances import power_action
+from tests.testbed import _netns_list, _same_process
+
+ROLE_ARN = "arn:aws:iam::111122223333:role/lit-byoc"
+EXTERNAL_ID = "lit-test-external-id"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[FakeCloud]:
+    reason = requirement()
+    if reason:
+        if in_ci():
+            pytest.fail(f"the fake cloud must run in CI: {reason}")
+        pytest.skip(reason)
+    yield from fakecloud_fixture()
+
+
+@pytest.fixture(scope="module")
+def ec2(cloud: FakeCloud) -> Any:
+    return cloud.client(cloud.session(ROLE_ARN, EXTERNAL_ID), "ec2")
+
+
+def keygen(path: Path, comment: str) -> tuple[str, str]:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True)
+    return path.read_text(), path.with_name(path.name + ".pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    d = tmp_path_factory.mktemp("keys")
+    _, client_pub = keygen(d / "client", "lit-client")
+    keygen(d / "other", "someone-else")
+    host_private, host_public = keygen(d / "host", "the-instance")
+    return {"dir": d, "client": d / "client", "client_pub": client_pub, "other": d / "other",
+            "host_private": host_private, "host_public": host_public}
+
+
+def user_data(keys: dict[str, Any]) -> str:
+    private = "".join(f"    {line}\n" for line in keys["host_private"].strip().splitlines())
+    return ("#cloud-config\n"
+            "ssh_authorized_keys:\n"
+            f"  - {keys['client_pub']}\n"
+            "ssh_keys:\n"
+            "  ed25519_private: |\n"
+            f"{private}"
+            f"  ed25519_public: {keys['host_public']}\n")
+
+
+@pytest.fixture(scope="module")
+def subnet(ec2: Any) -> str:
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    return str(ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.0.0/20")["Subnet"]["SubnetId"])
+
+
+@pytest.fixture(scope="module")
+def instance(cloud: FakeCloud, ec2: Any, subnet: str, keys: dict[str, Any]) -> dict[str, Any]:
+    """One instance, its host and how long after run_instances its SSH answered."""
+    t0 = time.monotonic()
+    made = ec2.run_instances(ImageId=CPU_IMAGE_ID, InstanceType="t3.medium", MinCount=1, MaxCount=1,
+                             SubnetId=subnet, UserData=user_data(keys))["Instances"][0]
+    host = cloud.wait_host(made["InstanceId"], timeout=15)
+    elapsed = time.monotonic() - t0
+    print(f"instance {made['InstanceId']} at {made['PrivateIpAddress']}: SSH answers {elapsed:.2f}s after "
+          "run_instances")
+    assert elapsed < 10
+    known_hosts = keys["dir"] / "known_hosts"
+    known_hosts.write_text(f"{made['PrivateIpAddress']} {keys['host_public']}\n")
+    return {"id": made["InstanceId"], "ip": made["PrivateIpAddress"], "host": host, "known_hosts": known_hosts}
+
+
+def ssh(instance: dict[str, Any], keys: dict[str, Any], command: str, *, user: str = "root",
+        key: Any = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    argv = ["ssh", "-F", "/dev/null", "-i", str(key or keys["client"]), "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={instance['known_hosts']}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5",
+            "-o", "LogLevel=ERROR", f"{user}@{instance['ip']}", command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def state(ec2: Any, instance_id: str) -> str:
+    return str(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"])
+
+
+def wait(pred: Any, timeout: float, what: str) -> float:
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+# ----- no cloud needed
+def test_user_data_parsing_and_power_commands() -> None:
+    text = ("#cloud-config\nssh_authorized_keys:\n  - ssh-ed25519 AAAA one\n  - 'ssh-ed25519 BBBB two'\n"
+            "ssh_keys:\n  ed25519_private: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    abc\n"
+            "    -----END OPENSSH PRIVATE KEY-----\n  ed25519_public: ssh-ed25519 CCCC host\n")
+    for doc in (parse_subset(text), None):
+        config = parse(text) if doc is None else None
+        if doc is not None:
+            assert doc["ssh_authorized_keys"] == ["ssh-ed25519 AAAA one", "ssh-ed25519 BBBB two"]
+            assert doc["ssh_keys"]["ed25519_private"].endswith("-----END OPENSSH PRIVATE KEY-----\n")
+        else:
+            assert config is not None
+            assert config.authorized_keys == ["ssh-ed25519 AAAA one", "ssh-ed25519 BBBB two"]
+            assert config.host_keys["ed25519"][1] == "ssh-ed25519 CCCC host"
+    assert parse("#!/bin/sh\necho hi\n").authorized_keys == []
+    assert power_action("shutdown -h now") == ("stop", 0.0)
+    assert power_action("shutdown -r +5") == ("reboot", 300.0)
+    assert power_action("shutdown -c") == ("cancel", 0.0)
+    assert power_action("systemctl poweroff") == ("stop", 0.0)
+    assert power_action("halt") == ("stop", 0.0)
+    assert power_action("systemctl status") is None
+
+
+# ----- the cloud
+def test_images_are_found_by_name_and_owner(ec2: Any) -> None:
+    def newest(owner: str, pattern: str) -> dict[str, Any]:
+        images = ec2.describe_images(Owners=[owner], Filters=[{"Name": "name", "Values": [pattern]}])["Images"]
+        assert len(images) == 2, images
+        return max(images, key=lambda i: i["CreationDate"])
+
+    gpu = newest("amazon", "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *")
+    assert gpu["ImageId"] == GPU_IMAGE_ID
+    assert gpu["Name"] == "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261101"
+    cpu = newest("099720109477", "ubuntu/images/hvm-ssd-gp3/ubuntu-jammy-22.04-amd64-server-*")
+    assert cpu["ImageId"] == CPU_IMAGE_ID
+    assert cpu["Name"] == "ubuntu/images/hvm-ssd-gp3/ubuntu-jammy-22.04-amd64-server-20261101"
+    assert cpu["OwnerId"] == "099720109477" and cpu.get("ImageOwnerAlias") is None
+
+
+def test_running_instance_is_a_host_with_the_user_data_keys(instance: dict[str, Any], keys: dict[str, Any],
+                                                              cloud: FakeCloud) -> None:
+    host = instance["host"]
+    assert host.address == instance["ip"] and instance["ip"].startswith("10.77.")
+    assert cloud.hosts_for_instances()[instance["id"]].address == instance["ip"]
+    # strict host key checking against the user data's host key only; the user data's client key
+    done = ssh(instance, keys, "hostname; id -u; ip -4 route show default | wc -l")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ip-" + instance["ip"].replace(".", "-"), "0", "0"]
+    assert ssh(instance, keys, "id -u", user="ubuntu").stdout.strip() == "0"
+    # no other key: not someone else's, not the bed's own
+    assert ssh(instance, keys, "true", key=keys["other"]).returncode == 255
+    assert cloud.bed is not None
+    assert ssh(instance, keys, "true", key=cloud.bed.key_path).returncode == 255
+    # the host key presented is exactly the user data's
+    scanned = subprocess.run(["ssh-keyscan", "-t", "ed25519", instance["ip"]], capture_output=True, text=True,
+                             timeout=10).stdout.split()
+    assert scanned[1:3] == keys["host_public"].split()[:2]
+
+
+def test_stop_start_keeps_root_and_ends_processes(instance: dict[str, Any], keys: dict[str, Any], ec2: Any,
+                                                   cloud: FakeCloud) -> None:
+    done = ssh(instance, keys, "echo kept > /root/disk.txt; echo gone > /tmp/tmp.txt; "
+                               "setsid nohup sleep 1000 >/dev/null 2>&1 < /dev/null & echo started")
+    assert done.stdout.strip() == "started", done.stderr
+    host = instance["host"]
+    assert any("sleep 1000" in cmd for _, cmd in host.processes())
+
+    ec2.stop_instances(InstanceIds=[instance["id"]])
+    wait(lambda: not cloud.hosts_for_instances()[instance["id"]].powered_on, 5, "the host to power off")
+    assert not host.tcp_reachable()
+    assert [cmd for _, cmd in host.processes()] == [cmd for pid, cmd in host.processes() if pid == host.init_pid]
+
+    ec2.start_instances(InstanceIds=[instance["id"]])
+    cloud.wait_host(instance["id"], timeout=10)
+    done = ssh(instance, keys, "cat /root/disk.txt; ls /tmp; pgrep -x sleep || echo none")
+    assert done.stdout.split() == ["kept", "none"], (done.stdout, done.stderr)
+
+
+def test_shutdown_on_the_host_stops_the_instance(instance: dict[str, Any], keys: dict[str, Any], ec2: Any,
+                                                 cloud: FakeCloud) -> None:
+    assert state(ec2, instance["id"]) == "running"
+    t0 = time.monotonic()
+    ssh(instance, keys, "shutdown -h now")
+    wait(lambda: state(ec2, instance["id"]) == "stopped", 2.0, "moto to show the instance stopped")
+    print(f"shutdown -h now over ssh -> stopped in moto {time.monotonic() - t0:.2f}s after the ssh started")
+    wait(lambda: not cloud.hosts_for_instances()[instance["id"]].powered_on, 5, "the host to power off")
+    assert not instance["host"].tcp_reachable()
+
+
+def test_terminate_removes_the_host(instance: dict[str, Any], ec2: Any, cloud: FakeCloud) -> None:
+    host = cloud.hosts_for_instances()[instance["id"]]
+    init = (host.init_pid, host.init_start)
+    assert _same_process(*init) and host.netns in _netns_list()
+    ec2.terminate_instances(InstanceIds=[instance["id"]])
+    cloud.wait_no_host(instance["id"], timeout=10)
+    assert not _same_process(*init)
+    assert host.netns not in _netns_list()
+    assert host.pids() == []
+    assert not host.dir.exists()
+    assert not Path(f"/sys/class/net/{host.peer}").exists()

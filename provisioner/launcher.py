@@ -131,7 +131,7 @@ class ClusterLauncher:
         if final:
             if remote.release_thread is not None:
                 remote.release_thread.join()
-            remote.release_machine(not self.keep_machines)
+            remote.release_machine(not self.keep_machines, final=True)
         elif remote.release_thread is None:
             # Between calls: stop the machine without holding up the loop (a StopInstances round trip).
             remote.release_thread = threading.Thread(target=remote.release_machine, args=(False,), daemon=True)
@@ -222,7 +222,7 @@ class RemoteAgent(threading.Thread):
         self.machine_seconds = 0.0
 
     # -- the machine's life ------------------------------------------------------------------------
-    def release_machine(self, terminate: bool) -> None:
+    def release_machine(self, terminate: bool, final: bool = False) -> None:
         """Stop (or terminate) the machine the provider made for this work; count its time."""
         if self.lease is None or self.cluster is None or self.provider is None:
             return
@@ -249,7 +249,7 @@ class RemoteAgent(threading.Thread):
             return
         finally:
             self._report()
-        if lease.instance_type:
+        if lease.instance_type and (terminate or final):  # stopped between calls still counts as ours
             with self.launcher.lock:
                 self.launcher.up.discard(lease.machine.id)
 
@@ -407,9 +407,11 @@ class RemoteAgent(threading.Thread):
         machine = lease.machine
         self.progress(f"connecting to {machine.target}")
         # A new instance takes a while to boot; a host of the user's answers at once or not at all.
-        wait_for_ssh(machine, timeout=max(300.0, self.orphan_timeout) if lease.instance_type else
-                     min(60.0, self.orphan_timeout))
-        ssh = SSH(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
+        if lease.instance_type:
+            ssh = self._first_contact(cluster, machine, deadline=time.monotonic() + max(300.0, self.orphan_timeout))
+        else:
+            wait_for_ssh(machine, timeout=min(60.0, self.orphan_timeout))
+            ssh = SSH(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
         if lease.instance_type:
             self.progress("SSH ready")
         claimed = provider.claim(ssh, cluster, self.spec.compute, lease, owner)
@@ -420,6 +422,19 @@ class RemoteAgent(threading.Thread):
             return False
         self.lease, self.ssh = claimed, ssh
         return True
+
+    def _first_contact(self, cluster: Cluster, machine: Machine, deadline: float) -> SSH:
+        """A booting instance: until its sshd answers with the pinned key. A wrong key is never accepted; while
+        the machine boots (or its address still leads to its predecessor) lit waits, then names the error."""
+        while True:
+            self._check_cancel()
+            try:
+                wait_for_ssh(machine, timeout=max(1.0, deadline - time.monotonic()))
+                return SSH(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
+            except InfrastructureError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _prepare(self, ssh: SSH, lease: Lease) -> None:
         machine = lease.machine

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -655,7 +656,14 @@ class Orchestrator:
             if not handle.work.has_finished and handle.work.has_started:
                 stage = WorkStageStatus.STOPPED
                 object.__setattr__(handle.work, "_lit_status", WorkStatus.now(stage, "the app ended"))
-            self.launcher.release(handle.name, final=True)
+        # Every machine any work had ends with the app: those whose agents ended earlier (a GPU machine stopped
+        # after its last call) too.
+        finals = [threading.Thread(target=self.launcher.release, args=(h.name, True), daemon=True)
+                  for h in self.handles.values() if h.work.has_started]
+        for thread in finals:
+            thread.start()  # in parallel: each is a cloud API round trip
+        for thread in finals:
+            thread.join()
         for handle in self.handles.values():
             if handle.log_file is not None:
                 handle.log_file.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -130,6 +131,8 @@ class RoleSession:
         core.set_config_variable("region", region)
         self.session = boto3.session.Session(botocore_session=core)
         _install_hooks(self.session)
+        self._clients: dict[tuple[str, bool], Any] = {}
+        self._client_lock = threading.Lock()
 
     def _assume(self) -> dict[str, str]:
         sts = self._base.client("sts")
@@ -149,8 +152,14 @@ class RoleSession:
         """A client on the role. `fail_fast`: no retries (launches: a capacity error moves on at once)."""
         from botocore.config import Config
 
-        config = Config(retries={"max_attempts": 1, "mode": "standard"}) if fail_fast else None
-        return self.session.client(service, region_name=self.region, config=config)
+        # Clients are thread-safe and costly to build (each parses its service model): one per kind. Their
+        # credentials refresh by themselves (RefreshableCredentials), so they outlive a role session's hour.
+        with self._client_lock:
+            key = (service, fail_fast)
+            if key not in self._clients:
+                config = Config(retries={"max_attempts": 1, "mode": "standard"}) if fail_fast else None
+                self._clients[key] = self.session.client(service, region_name=self.region, config=config)
+            return self._clients[key]
 
     def account(self) -> str:
         with mapped_errors("checking the assumed role"):

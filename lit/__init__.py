@@ -17,6 +17,7 @@ from lit.runtime.work import LightningWork, Work
 from . import frontend, storage, structures
 from .compat_build import BuildConfig
 from .frontend import LightningPlugin
+from .storage import Drive, Path, Payload
 
 __version__ = "0.1.0"
 
@@ -25,12 +26,15 @@ __all__ = [
     "App",
     "BuildConfig",
     "CloudCompute",
+    "Drive",
     "Flow",
     "LightningApp",
     "LightningFlow",
     "LightningPlugin",
     "LightningWork",
     "LitError",
+    "Path",
+    "Payload",
     "Work",
     "WorkStageStatus",
     "WorkStatus",

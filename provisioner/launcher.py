@@ -137,6 +137,50 @@ class ClusterLauncher:
             remote.release_thread = threading.Thread(target=remote.release_machine, args=(False,), daemon=True)
             remote.release_thread.start()
 
+    # -- the object store (aws: the cluster's bucket, through presigned URLs) -------------------------
+    def _bucket(self, work_name: str) -> tuple[Any, str]:
+        with self.lock:
+            remote = self.remotes.get(work_name)
+        cluster = remote.cluster if remote is not None and remote.cluster is not None else \
+            self._cluster(self.default)[0]
+        bucket = cluster.settings.get("outputs", {}).get("bucket")
+        if not bucket:
+            raise InfrastructureError(f"cluster {cluster.name} has no bucket")
+        from .aws.provider import AWSProvider
+
+        provider = self._cluster(cluster.name)[1]
+        assert isinstance(provider, AWSProvider)
+        return provider.session(cluster).client("s3"), bucket
+
+    def _object_key(self, key: str) -> str:
+        if key.startswith("artifacts/"):
+            return f"runs/{self.run_id}/{key}"
+        if key.startswith("drives/"):
+            return key
+        raise InfrastructureError(f"no such object: {key}")
+
+    def presign(self, work_name: str, op: str, key: str) -> str:
+        """A URL valid for 15 minutes to put or get exactly one object (machines hold no AWS credentials)."""
+        s3, bucket = self._bucket(work_name)
+        method = {"put": "put_object", "get": "get_object"}.get(op)
+        if method is None:
+            raise InfrastructureError(f"no such operation: {op}")
+        return str(s3.generate_presigned_url(method, Params={"Bucket": bucket, "Key": self._object_key(key)},
+                                             ExpiresIn=900))
+
+    def store_list(self, work_name: str, prefix: str) -> list[str]:
+        s3, bucket = self._bucket(work_name)
+        base = self._object_key(prefix.rsplit("/", 1)[0] + "/") if "/" in prefix else ""
+        keys = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=self._object_key(prefix)):
+            keys += [o["Key"][len(base):] for o in page.get("Contents", [])]
+        return keys
+
+    def store_delete(self, work_name: str, key: str) -> bool:
+        s3, bucket = self._bucket(work_name)
+        s3.delete_object(Bucket=bucket, Key=self._object_key(key))
+        return True
+
     def machine_report(self) -> dict[str, dict[str, Any]]:
         """Per work: instance type, machine seconds and cost (for the run summary)."""
         with self.lock:
@@ -470,6 +514,7 @@ class RemoteAgent(threading.Thread):
         self._placement = Placement(
             machine.address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}", machine.target,
             {"leases": leases, "poweroff": self.provider.poweroff_command(self.cluster, machine),
+             "storage": self._storage(run_root),
              "bind_host": "0.0.0.0"},  # a work's server on its own machine serves the other works
         )
         self.progress(f"agent up on {machine.target}")
@@ -492,6 +537,13 @@ class RemoteAgent(threading.Thread):
             sftp.close()
         ssh.check(f"python3 - {shlex.quote(tar_path)} {shlex.quote(bundle_dir)}", "unpacking the code",
                   stdin=EXTRACT.encode())
+
+    def _storage(self, run_root: str) -> dict[str, str]:
+        """Files between works: through an object store with presigned URLs where the cluster has one (aws),
+        otherwise streamed through lit's own connections."""
+        kind = "urls" if self.cluster is not None and self.cluster.settings.get("outputs", {}).get("bucket") \
+            else "relay"
+        return {"kind": kind, "cache": f"{run_root}/artifacts"}
 
     def _venv(self, ssh: SSH, home: str, bundle_dir: str, python: str) -> str:
         """The app's requirements.txt in a venv on the host, cached by the file's hash."""
@@ -551,7 +603,7 @@ class RemoteAgent(threading.Thread):
     def _relay(self) -> None:
         channel = self._open_channel()
         last_heard = time.monotonic()
-        to_agent, from_agent = b"", b""
+        to_agent, from_agent = bytearray(), bytearray()  # partial lines (large frames arrive in many reads)
         synced = False  # until the orchestrator answers the agent's hello, what it sends is replayed later
         closing = False
         close_deadline = 0.0
@@ -565,9 +617,12 @@ class RemoteAgent(threading.Thread):
                     closing = True
                     close_deadline = now + 3.0
                     channel.shutdown_write()
+                elif b"\n" not in data:
+                    to_agent += data
                 else:
                     to_agent += data
-                    *lines, to_agent = to_agent.split(b"\n")
+                    *lines, rest = to_agent.split(b"\n")
+                    to_agent = bytearray(rest)
                     for line in lines:
                         if not synced and b'"t":"hello"' in line:
                             synced = True
@@ -575,10 +630,14 @@ class RemoteAgent(threading.Thread):
                             channel.sendall(line + b"\n")
             if channel in readable:
                 data = channel.recv(262144)
-                if data:
+                if data and b"\n" not in data:
                     last_heard = now
                     from_agent += data
-                    *lines, from_agent = from_agent.split(b"\n")
+                elif data:
+                    last_heard = now
+                    from_agent += data
+                    *lines, rest = from_agent.split(b"\n")
+                    from_agent = bytearray(rest)
                     for line in lines:
                         if b'"t":"bye"' in line:
                             self.saw_bye = True
@@ -595,7 +654,7 @@ class RemoteAgent(threading.Thread):
                         target = self.lease.machine.target if self.lease else "its machine"
                         raise AgentGone(f"the agent on {target} ended without a word (killed?)")
                     channel = self._reconnect(last_heard, "connection closed")
-                    to_agent, from_agent, synced = b"", b"", False
+                    to_agent, from_agent, synced = bytearray(), bytearray(), False
                     last_heard = time.monotonic()
                     continue
             if closing and now > close_deadline:
@@ -604,5 +663,5 @@ class RemoteAgent(threading.Thread):
             if not closing and now - last_heard > 3 * self.heartbeat + 1:
                 channel.close()  # a silent partition: nothing, not even heartbeats, for three beats
                 channel = self._reconnect(last_heard, f"silent for {now - last_heard:.0f} s")
-                to_agent, from_agent, synced = b"", b"", False
+                to_agent, from_agent, synced = bytearray(), bytearray(), False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import pathlib
 import platform
 import queue
 import selectors
@@ -56,6 +57,10 @@ class Agent:
         self.ending = False
         self.host_log = open(host_log, "a", encoding="utf-8") if host_log else None  # noqa: SIM115
         self.cleanup: list[str] = []  # files and lease folders this agent removes as it ends
+        self.store: Any = None  # where published files go (storage.FileStore)
+        self.incoming: dict[str, dict[str, Any]] = {}
+        self.waiting: dict[str, dict[str, Any]] = {}
+        self._ids = __import__("itertools").count(1)
 
     # -- output -----------------------------------------------------------------------------------
     def send(self, type_: str, **fields: Any) -> None:
@@ -128,6 +133,15 @@ class Agent:
                         for replay in self.peer.replay_after(int(frame.get("received", 0))):
                             self._write(replay)
                     self.greeted.set()
+                elif kind in ("chunk", "chunk_end"):
+                    self.on_chunk(frame)
+                elif kind == "serve":
+                    self.serve_file(frame)
+                elif kind == "reply":
+                    waiter = self.waiting.get(frame.get("re", ""))
+                    if waiter is not None:
+                        waiter["reply"] = frame
+                        waiter["event"].set()
                 elif kind == "stop":
                     self.stop()
                     return
@@ -267,6 +281,8 @@ class Agent:
                 fh.write(str(os.getpid()))
             self.cleanup.append(lease)
         os.environ.update(init.get("env") or {})
+        self.store = _make_store(self, init.get("storage") or {})
+        context.agent_store = self.store
         workdir = init["workdir"]
         os.makedirs(workdir, exist_ok=True)
         os.chdir(workdir)
@@ -321,6 +337,7 @@ class Agent:
         stage, message, formatted = "succeeded", None, None
         object.__setattr__(work, "_lit_executing", True)
         try:
+            self.prepare_inputs(args, kwargs)  # received Paths: their files are here before run() starts
             result = type(work).run(work, *args, **kwargs)
             if result is not None:
                 raise LitError(f"{type(work).__name__}.run() returned {result!r}; a work's run() must return "
@@ -335,10 +352,115 @@ class Agent:
             formatted = _format_user_traceback(exc)
         finally:
             object.__setattr__(work, "_lit_executing", False)
+        try:
+            self.publish_outputs()  # durable before the final status: a stopped machine never holds the only copy
+        except BaseException as exc:
+            if stage == "succeeded":
+                stage, message = "failed", f"{type(exc).__name__}: {exc}"
+                formatted = _format_user_traceback(exc)
         self.drain_logs()
         self.flush_state()
         self.current_call = None
         self.send("status", call=call_id, stage=stage, message=message, traceback=formatted)
+
+    def prepare_inputs(self, args: Any, kwargs: Any) -> None:
+        if self.store is None:
+            return
+        from .storage import ensure_present, paths_in
+
+        for path in paths_in([args, kwargs, self.work._lit_vars()]):
+            ensure_present(path, self.store)
+
+    def publish_outputs(self) -> None:
+        """Hash and store every file this work published as a Path or Payload in its state."""
+        if self.store is None:
+            return
+        from .storage import paths_in, payloads_in, sha256_of
+
+        me = self.work.name
+        state = self.work._lit_vars()
+        for payload in payloads_in(state):
+            if payload.path._lit_origin in (None, me) and payload._loaded:
+                payload.path._lit_origin = me
+                payload._write()
+        for path in paths_in(state):
+            if path._lit_origin not in (None, me):
+                continue
+            path._lit_origin = me
+            file = pathlib.Path(path) if pathlib.Path(path).is_absolute() else pathlib.Path.cwd() / path
+            if not file.is_file():
+                path._lit_sha256, path._lit_size = "", 0  # published, never written: receivers say so
+                continue
+            digest = sha256_of(file)
+            self.store.publish(file, digest)
+            path._lit_sha256, path._lit_size = digest, file.stat().st_size
+
+    # -- transfers through the orchestrator (relay store) -----------------------------------------
+    def request(self, type_: str, **fields: Any) -> Frame:
+        """Send a request and wait for its reply (from the work's thread)."""
+        rid = f"{os.getpid()}-{next(self._ids)}"
+        waiter: dict[str, Any] = {"event": threading.Event()}
+        self.waiting[rid] = waiter
+        self.send(type_, rid=rid, **fields)
+        waiter["event"].wait()
+        del self.waiting[rid]
+        return waiter["reply"]
+
+    def receive_file(self, target: pathlib.Path, type_: str, **fields: Any) -> None:
+        """Ask for a file; its chunks arrive as control frames and are written to `target`."""
+        xfer = f"{os.getpid()}-{next(self._ids)}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.lit-{xfer}")
+        incoming = {"file": open(tmp, "wb"), "event": threading.Event(), "error": None}  # noqa: SIM115
+        self.incoming[xfer] = incoming
+        self.send(type_, xfer=xfer, **fields)
+        incoming["event"].wait()
+        del self.incoming[xfer]
+        incoming["file"].close()
+        if incoming["error"]:
+            tmp.unlink()
+            from .storage import TransferError
+
+            raise TransferError(f"{target.name}: {incoming['error']}")
+        os.replace(tmp, target)
+
+    def send_file(self, xfer: str, source: pathlib.Path, end_fields: Optional[dict[str, Any]] = None) -> None:
+        """Stream a file as chunk frames (control frames: large data is not kept for replay)."""
+        import base64
+
+        from .storage import CHUNK
+
+        try:
+            with open(source, "rb") as fh:
+                while True:
+                    block = fh.read(CHUNK)
+                    if not block:
+                        break
+                    self.control("chunk", xfer=xfer, b=base64.b64encode(block).decode())
+            self.control("chunk_end", xfer=xfer, ok=True, **(end_fields or {}))
+        except OSError as exc:
+            self.control("chunk_end", xfer=xfer, ok=False, error=f"cannot read it on its machine: {exc}")
+
+    def on_chunk(self, frame: Frame) -> None:
+        incoming = self.incoming.get(frame.get("xfer", ""))
+        if incoming is None:
+            return
+        if frame["t"] == "chunk":
+            import base64
+
+            incoming["file"].write(base64.b64decode(frame["b"]))
+            return
+        if not frame.get("ok"):
+            incoming["error"] = frame.get("error") or "the transfer failed"
+        incoming["event"].set()
+
+    def serve_file(self, frame: Frame) -> None:
+        """The orchestrator asks for a file this work published (relay store)."""
+        source = pathlib.Path(self.store.cache) / frame["sha"] if self.store is not None else None
+        if source is None or not source.is_file():
+            self.control("chunk_end", xfer=frame["xfer"], ok=False, error="it is not on its producer's machine")
+            return
+        threading.Thread(target=self.send_file, args=(frame["xfer"], source), daemon=True).start()
 
     def flush_state(self, strict: bool = False) -> None:
         """Send attributes changed in place (list.append, dict[k] = v) since they were last sent."""
@@ -395,6 +517,120 @@ class Agent:
 
             subprocess.run(self.poweroff, check=False)
         os._exit(0)
+
+
+def _make_store(agent: Agent, spec: dict[str, Any]) -> Any:
+    from . import storage
+
+    kind = spec.get("kind")
+    if kind == "local":
+        return storage.LocalStore(spec["artifacts"], spec["drives"])
+    if kind == "relay":
+        return RelayStore(agent, spec["cache"])
+    if kind == "urls":
+        return UrlStore(agent, spec["cache"])
+    return None
+
+
+class RelayStore:
+    """Files stay on the producer's machine (in a cache, frozen by a hard link); the orchestrator streams them
+    to whoever needs them over the connections it already has. Drives live with the orchestrator."""
+
+    def __init__(self, agent: Agent, cache: str) -> None:
+        self.agent = agent
+        self.cache = cache
+
+    def publish(self, file: pathlib.Path, sha256: str) -> None:
+        from .storage import freeze
+
+        target = pathlib.Path(self.cache) / sha256
+        if not target.exists():
+            freeze(file, target)
+
+    def fetch(self, sha256: str, origin: str, target: pathlib.Path) -> None:
+        self.agent.receive_file(target, "fetch", sha=sha256, origin=origin)
+
+    def drive_put(self, drive: str, key: str, source: pathlib.Path) -> None:
+        reply = self.agent.request("drive_put_begin", drive=drive, key=key)
+        self.agent.send_file(reply["xfer"], source)
+        done = self.agent.request("drive_put_done", xfer=reply["xfer"])
+        if not done.get("ok"):
+            raise OSError(f"lit://{drive}: put {key} failed: {done.get('error')}")
+
+    def drive_get(self, drive: str, key: str, target: pathlib.Path) -> None:
+        try:
+            self.agent.receive_file(target, "drive_get", drive=drive, key=key)
+        except LitError as exc:
+            raise FileNotFoundError(f"lit://{drive}: no {key} ({exc})") from None
+
+    def drive_list(self, drive: str, prefix: str) -> list[str]:
+        return list(self.agent.request("drive_list", drive=drive, prefix=prefix).get("items", []))
+
+    def drive_delete(self, drive: str, key: str) -> None:
+        reply = self.agent.request("drive_delete", drive=drive, key=key)
+        if not reply.get("ok"):
+            raise FileNotFoundError(f"lit://{drive}: no {key}")
+
+
+class UrlStore(RelayStore):
+    """Files go to an object store through short-lived presigned URLs the orchestrator hands out for exactly
+    the objects needed; the machine holds no credentials."""
+
+    def _url(self, op: str, key: str) -> str:
+        reply = self.agent.request("presign", op=op, key=key)
+        if not reply.get("url"):
+            raise LitError(f"no URL to {op} {key}: {reply.get('error')}")
+        return str(reply["url"])
+
+    def publish(self, file: pathlib.Path, sha256: str) -> None:
+        import urllib.request
+
+        super().publish(file, sha256)
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            request = urllib.request.Request(self._url("put", f"artifacts/{sha256}"), data=fh, method="PUT",
+                                             headers=_put_headers(size))
+            with urllib.request.urlopen(request, timeout=600) as response:  # a presigned URL
+                response.read()
+
+    def fetch(self, sha256: str, origin: str, target: pathlib.Path) -> None:
+        self._download(self._url("get", f"artifacts/{sha256}"), target)
+
+    def _download(self, url: str, target: pathlib.Path) -> None:
+        import shutil
+        import urllib.error
+        import urllib.request
+
+        from .storage import TransferError
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.lit-{os.getpid()}")
+        try:
+            with urllib.request.urlopen(url, timeout=600) as response, open(tmp, "wb") as fh:
+                shutil.copyfileobj(response, fh, 1024 * 1024)
+        except urllib.error.HTTPError as exc:
+            raise TransferError(f"{target.name}: the store answered {exc.code}") from None
+        os.replace(tmp, target)
+
+    def drive_put(self, drive: str, key: str, source: pathlib.Path) -> None:
+        import urllib.request
+
+        with open(source, "rb") as fh:
+            request = urllib.request.Request(self._url("put", f"drives/{drive}/{key}"), data=fh, method="PUT",
+                                             headers=_put_headers(source.stat().st_size))
+            with urllib.request.urlopen(request, timeout=600) as response:
+                response.read()
+
+    def drive_get(self, drive: str, key: str, target: pathlib.Path) -> None:
+        try:
+            self._download(self._url("get", f"drives/{drive}/{key}"), target)
+        except LitError as exc:
+            raise FileNotFoundError(f"lit://{drive}: no {key} ({exc})") from None
+
+
+def _put_headers(size: int) -> dict[str, str]:
+    # An explicit type: urllib would label the body a form, and an object store may parse it as one.
+    return {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
 
 
 def _unlink(path: str) -> None:

@@ -9,8 +9,9 @@ if TYPE_CHECKING:
 
 # Set by the orchestrator while an app runs in this process.
 orchestrator: Optional[Orchestrator] = None
-# Set in an agent process: the work this process executes.
+# Set in an agent process: the work this process executes, and where its files go (a storage.FileStore).
 agent_work: Optional[Any] = None
+agent_store: Optional[Any] = None
 
 
 class TickInterrupt(BaseException):

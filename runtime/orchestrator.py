@@ -155,6 +155,9 @@ class Orchestrator:
         self.ticks = 0
         self._signal: Optional[int] = None
         self._hurry = False
+        from .transfers import Transfers
+
+        self.transfers = Transfers(self)
         self._wake_r, self._wake_w = os.pipe()
 
     # -- the tree ---------------------------------------------------------------------------------
@@ -178,6 +181,10 @@ class Orchestrator:
             handle = WorkHandle(work)
             self.handles[id(work)] = handle
         return handle
+
+    def handle_named(self, name: str) -> Optional[WorkHandle]:
+        component = self.app.find(name)
+        return self.handles.get(id(component)) if isinstance(component, LightningWork) else None
 
     def schedule_added(self, schedule: Schedule) -> None:
         self.schedules.append(schedule)
@@ -343,6 +350,8 @@ class Orchestrator:
                                                     received=handle.peer.received_seq))
             for data in handle.peer.replay_after(int(frame.get("received", 0))):
                 self._write(handle, data)
+        elif self.transfers.on_frame(handle, frame):
+            return
         elif kind == "ready":
             handle.ready = True
         elif kind == "progress":
@@ -668,6 +677,7 @@ class Orchestrator:
             if handle.log_file is not None:
                 handle.log_file.close()
                 handle.log_file = None
+        self.transfers.close()
         close = getattr(self.launcher, "close", None)
         if close is not None:
             close()

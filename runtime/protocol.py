@@ -42,7 +42,8 @@ class Peer:
         self.received_seq = 0
         self._unacked: deque[tuple[int, bytes]] = deque()
         self._since_ack = 0
-        self._buffer = b""
+        self._parts: list[bytes] = []  # a partial line (big frames arrive in many reads)
+        self._pending = 0
 
     # -- sending ----------------------------------------------------------------------------------
     def send(self, type_: str, **fields: Any) -> bytes:
@@ -93,12 +94,16 @@ class Peer:
     # -- receiving --------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Frame]:
         """Take bytes from the stream; return the new frames in order (duplicates dropped)."""
-        self._buffer += data
         if b"\n" not in data:
-            if len(self._buffer) > MAX_FRAME_BYTES:
+            self._parts.append(data)
+            self._pending += len(data)
+            if self._pending > MAX_FRAME_BYTES:
                 raise ProtocolError(f"frame larger than {MAX_FRAME_BYTES} bytes")
             return []
-        *lines, self._buffer = self._buffer.split(b"\n")
+        buffer = b"".join([*self._parts, data])
+        *lines, rest = buffer.split(b"\n")
+        self._parts = [rest] if rest else []
+        self._pending = len(rest)
         frames = []
         for line in lines:
             if not line.strip():
@@ -125,7 +130,8 @@ class Peer:
 
     def reset_stream(self) -> None:
         """Forget a partial line: the byte stream was replaced (reconnect)."""
-        self._buffer = b""
+        self._parts = []
+        self._pending = 0
 
     def _drop_acked(self, ack: int) -> None:
         while self._unacked and self._unacked[0][0] <= ack:

@@ -269,7 +269,10 @@ class LocalLauncher:
         logs = spec.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
-        placement = Placement("127.0.0.1", str(workdir), str(app_file))
+        from .home import lit_home
+
+        storage = {"kind": "local", "artifacts": str(spec.run_dir / "artifacts"), "drives": str(lit_home() / "drives")}
+        placement = Placement("127.0.0.1", str(workdir), str(app_file), extra_init={"storage": storage})
         if self.use_forkserver:
             if self.forkserver is None or not self.forkserver.alive():
                 self.forkserver = ForkServer(self.python, spec.run_dir, logs / "forkserver.log")

@@ -730,10 +730,10 @@ def _shares_note(name: str, notes: dict[str, str]) -> bool:
 
 
 def test_planned_rows_say_so_in_the_error() -> None:
-    from lit.app.storage import Path as LitPath
+    from lit.app.storage import FileSystem
 
-    with pytest.raises(LightningCompatError, match="not available in this version"):
-        LitPath("x")
+    with pytest.raises(LightningCompatError, match="use lit.storage.Path, Drive or Payload"):
+        FileSystem()
 
 
 def test_warning_fires_once_per_name() -> None:

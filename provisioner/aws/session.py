@@ -158,6 +158,9 @@ class RoleSession:
             key = (service, fail_fast)
             if key not in self._clients:
                 config = Config(retries={"max_attempts": 1, "mode": "standard"}) if fail_fast else None
+                if service == "s3":  # presigned URLs with SigV4, as every region requires
+                    config = Config(signature_version="s3v4").merge(config) if config else \
+                        Config(signature_version="s3v4")
                 self._clients[key] = self.session.client(service, region_name=self.region, config=config)
             return self._clients[key]
 

@@ -1,0 +1,180 @@
+"""The orchestrator's side of moving files: relaying a producer's file to a work that needs it, drives kept
+under the lit home, and presigned URLs from the launcher. Frames, never whole files, pass through here, so
+memory stays bounded by one chunk whatever the file's size."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Optional
+
+from .home import lit_home
+from .transport import short_name
+
+if TYPE_CHECKING:
+    from .orchestrator import Orchestrator, WorkHandle
+
+CHUNK = 1024 * 1024
+
+
+class Transfers:
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+        self.forwards: dict[str, WorkHandle] = {}  # transfer id -> the work waiting for it
+        self.uploads: dict[str, tuple[IO[bytes], Path, Path, Optional[str]]] = {}  # id -> (file, tmp, target, error)
+        self.done_uploads: dict[str, Optional[str]] = {}
+        self._ids = itertools.count(1)
+        self.drives = lit_home() / "drives"
+
+    # -- frames -----------------------------------------------------------------------------------
+    def on_frame(self, handle: WorkHandle, frame: dict[str, Any]) -> bool:
+        """Handle a transfer frame; False if `frame` is not one."""
+        kind = frame["t"]
+        handler = {
+            "fetch": self._fetch, "chunk": self._chunk, "chunk_end": self._chunk, "drive_get": self._drive_get,
+            "drive_put_begin": self._drive_put_begin, "drive_put_done": self._drive_put_done,
+            "drive_list": self._drive_list, "drive_delete": self._drive_delete, "presign": self._presign,
+        }.get(kind)
+        if handler is None:
+            return False
+        handler(handle, frame)
+        return True
+
+    def _reply(self, handle: WorkHandle, frame: dict[str, Any], **fields: Any) -> None:
+        self.orchestrator._send(handle, "reply", re=frame.get("rid"), **fields)
+
+    def _control(self, handle: WorkHandle, type_: str, **fields: Any) -> None:
+        if handle.transport is not None and handle.connected:
+            self.orchestrator._write(handle, handle.peer.control(type_, **fields))
+
+    def _fetch(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        origin = str(frame.get("origin", ""))
+        producer = self.orchestrator.handle_named(origin)
+        if producer is None or producer.transport is None or producer.parked or not producer.connected:
+            self._control(handle, "chunk_end", xfer=frame["xfer"], ok=False,
+                          error=f"{short_name(origin)}'s machine is not running, so its files cannot be fetched")
+            return
+        self.forwards[frame["xfer"]] = handle
+        self.orchestrator._send(producer, "serve", xfer=frame["xfer"], sha=frame["sha"])
+
+    def _chunk(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        xfer = frame.get("xfer", "")
+        target = self.forwards.get(xfer)
+        if target is not None:
+            fields = {k: v for k, v in frame.items() if k not in ("t", "a", "s")}
+            self._control(target, frame["t"], **fields)
+            if frame["t"] == "chunk_end":
+                del self.forwards[xfer]
+            return
+        upload = self.uploads.get(xfer)
+        if upload is None:
+            return
+        file, tmp, dest, _ = upload
+        if frame["t"] == "chunk":
+            file.write(base64.b64decode(frame["b"]))
+            return
+        file.close()
+        del self.uploads[xfer]
+        if frame.get("ok"):
+            os.replace(tmp, dest)
+            self.done_uploads[xfer] = None
+        else:
+            tmp.unlink(missing_ok=True)
+            self.done_uploads[xfer] = str(frame.get("error") or "the upload failed")
+
+    def _drive_path(self, frame: dict[str, Any]) -> Path:
+        drive, key = str(frame.get("drive", "")), str(frame.get("key", ""))
+        path = (self.drives / drive / key).resolve()
+        if not str(path).startswith(str((self.drives / drive).resolve()) + os.sep):
+            raise ValueError(f"lit://{drive}: {key} is outside the drive")
+        return path
+
+    def _drive_get(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        try:
+            source = self._drive_path(frame)
+            with open(source, "rb") as fh:
+                while True:
+                    block = fh.read(CHUNK)
+                    if not block:
+                        break
+                    self._control(handle, "chunk", xfer=frame["xfer"], b=base64.b64encode(block).decode())
+            self._control(handle, "chunk_end", xfer=frame["xfer"], ok=True)
+        except (OSError, ValueError) as exc:
+            self._control(handle, "chunk_end", xfer=frame["xfer"], ok=False, error=str(exc))
+
+    def _drive_put_begin(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        try:
+            dest = self._drive_path(frame)
+        except ValueError as exc:
+            self._reply(handle, frame, error=str(exc))
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        xfer = f"put-{next(self._ids)}"
+        tmp = dest.with_name(f".{dest.name}.{xfer}")
+        self.uploads[xfer] = (open(tmp, "wb"), tmp, dest, None)  # noqa: SIM115 - closed when the upload ends
+        self._reply(handle, frame, xfer=xfer)
+
+    def _drive_put_done(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        error = self.done_uploads.pop(str(frame.get("xfer")), "the upload did not finish")
+        self._reply(handle, frame, ok=error is None, error=error)
+
+    def _drive_list(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        base = self.drives / str(frame.get("drive", ""))
+        prefix = str(frame.get("prefix", ""))
+        store_list = getattr(self.orchestrator.launcher, "store_list", None)
+        if store_list is not None and handle.placement is not None and \
+                (handle.placement().extra_init.get("storage") or {}).get("kind") == "urls":
+            drive = f"drives/{frame.get('drive', '')}/"
+            try:
+                items = [key[len(drive):] for key in store_list(handle.name, drive + prefix)]
+            except Exception as exc:  # reported to the work, which fails with it
+                self._reply(handle, frame, items=[], error=str(exc))
+                return
+            self._reply(handle, frame, items=sorted(items))
+            return
+        items = []
+        if base.is_dir():
+            for root, _, files in os.walk(base):
+                for name in files:
+                    key = os.path.relpath(os.path.join(root, name), base)
+                    if not name.startswith(".") and key.startswith(prefix):
+                        items.append(key)
+        self._reply(handle, frame, items=sorted(items))
+
+    def _drive_delete(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        store_delete = getattr(self.orchestrator.launcher, "store_delete", None)
+        if store_delete is not None and handle.placement is not None and \
+                (handle.placement().extra_init.get("storage") or {}).get("kind") == "urls":
+            try:
+                ok = store_delete(handle.name, f"drives/{frame.get('drive', '')}/{frame.get('key', '')}")
+            except Exception:
+                ok = False
+            self._reply(handle, frame, ok=ok)
+            return
+        try:
+            path = self._drive_path(frame)
+            path.unlink()
+            ok = True
+        except (OSError, ValueError):
+            ok = False
+        self._reply(handle, frame, ok=ok)
+
+    def _presign(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        presign = getattr(self.orchestrator.launcher, "presign", None)
+        if presign is None:
+            self._reply(handle, frame, error="this launcher has no object store")
+            return
+        try:
+            url = presign(handle.name, str(frame.get("op")), str(frame.get("key")))
+        except Exception as exc:  # reported to the work, which fails with it
+            self._reply(handle, frame, error=str(exc))
+            return
+        self._reply(handle, frame, url=url)
+
+    def close(self) -> None:
+        for file, tmp, _, _ in self.uploads.values():
+            file.close()
+            tmp.unlink(missing_ok=True)
+        self.uploads.clear()

@@ -428,6 +428,7 @@ class Agent:
         """Stream a file as chunk frames (control frames: large data is not kept for replay)."""
         import base64
 
+        from .protocol import chunk_frame
         from .storage import CHUNK
 
         try:
@@ -436,7 +437,9 @@ class Agent:
                     block = fh.read(CHUNK)
                     if not block:
                         break
-                    self.control("chunk", xfer=xfer, b=base64.b64encode(block).decode())
+                    data = chunk_frame(xfer, base64.b64encode(block))
+                    with self.lock:
+                        self._write(data)
             self.control("chunk_end", xfer=xfer, ok=True, **(end_fields or {}))
         except OSError as exc:
             self.control("chunk_end", xfer=xfer, ok=False, error=f"cannot read it on its machine: {exc}")

@@ -108,6 +108,9 @@ class Peer:
         for line in lines:
             if not line.strip():
                 continue
+            if line.startswith(CHUNK_PREFIX):
+                frames.append(parse_chunk(line))  # file data: not decoded as JSON here, forwarded as is
+                continue
             frame = self.accept(_decode(line))
             if frame is not None:
                 frames.append(frame)
@@ -136,6 +139,24 @@ class Peer:
     def _drop_acked(self, ack: int) -> None:
         while self._unacked and self._unacked[0][0] <= ack:
             self._unacked.popleft()
+
+
+# File data travels in chunk frames written and read by hand: a JSON parser would copy megabytes per frame.
+# They carry no sequence number and no acknowledgement, so they can be forwarded between streams unchanged.
+CHUNK_PREFIX = b'{"t":"chunk","xfer":"'
+
+
+def chunk_frame(xfer: str, data_b64: bytes) -> bytes:
+    return CHUNK_PREFIX + xfer.encode() + b'","b":"' + data_b64 + b'"}\n'
+
+
+def parse_chunk(line: bytes) -> Frame:
+    """{"t": "chunk", "xfer": ID, "raw": the line without its newline, "b": a view of the base64 payload}."""
+    start = len(CHUNK_PREFIX)
+    end = line.index(b'"', start)
+    payload_start = end + len(b'","b":"')
+    payload = memoryview(line)[payload_start:line.rindex(b'"')]
+    return {"t": "chunk", "xfer": line[start:end].decode(), "raw": line, "b": payload}
 
 
 def _encode(frame: Frame) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Optional
 
 from .home import lit_home
+from .protocol import chunk_frame
 from .transport import short_name
 
 if TYPE_CHECKING:
@@ -63,8 +64,13 @@ class Transfers:
         xfer = frame.get("xfer", "")
         target = self.forwards.get(xfer)
         if target is not None:
-            fields = {k: v for k, v in frame.items() if k not in ("t", "a", "s")}
-            self._control(target, frame["t"], **fields)
+            if frame["t"] == "chunk":
+                if target.transport is not None and target.connected:
+                    self.orchestrator._write(target, frame["raw"])  # forwarded as it came: no parsing, no copy
+                    self.orchestrator._write(target, b"\n")
+            else:
+                fields = {k: v for k, v in frame.items() if k not in ("t", "a", "s")}
+                self._control(target, frame["t"], **fields)
             if frame["t"] == "chunk_end":
                 del self.forwards[xfer]
             return
@@ -99,7 +105,8 @@ class Transfers:
                     block = fh.read(CHUNK)
                     if not block:
                         break
-                    self._control(handle, "chunk", xfer=frame["xfer"], b=base64.b64encode(block).decode())
+                    if handle.transport is not None and handle.connected:
+                        self.orchestrator._write(handle, chunk_frame(frame["xfer"], base64.b64encode(block)))
             self._control(handle, "chunk_end", xfer=frame["xfer"], ok=True)
         except (OSError, ValueError) as exc:
             self._control(handle, "chunk_end", xfer=frame["xfer"], ok=False, error=str(exc))

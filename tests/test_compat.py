@@ -732,7 +732,7 @@ def _shares_note(name: str, notes: dict[str, str]) -> bool:
 def test_planned_rows_say_so_in_the_error() -> None:
     from lit.app.storage import FileSystem
 
-    with pytest.raises(LightningCompatError, match="use lit.storage.Path, Drive or Payload"):
+    with pytest.raises(LightningCompatError, match=r"use lit\.storage\.Path, Drive or Payload"):
         FileSystem()
 
 

@@ -189,7 +189,7 @@ def _print_summary(outcome: Any, elapsed: float, run_dir: Path) -> None:
             row += [work.instance_type or "-", f"{work.machine_seconds:.1f} s" if work.instance_type else "-",
                     f"${work.cost:.4f}" if work.instance_type else "-"]
         table.add_row(*row)
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
     console.print(table)
     console.print(f"logs: {run_dir / 'logs'}", style="dim")
 

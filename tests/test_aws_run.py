@@ -233,3 +233,13 @@ def test_keep_machines_stops_them_and_the_next_run_reuses_them(lit: Lit, ec2: An
     reused = {work_of(i): i["InstanceId"] for i in instances(ec2, ("terminated",)) if i["InstanceId"] in kept.values()}
     assert reused == kept
     assert "again" in second.stderr
+
+
+def test_a_capacity_error_on_restart_fails_the_work_and_never_replaces_the_machine(lit: Lit, ec2: Any) -> None:
+    result = lit.run(str(APPS / "gpu_twice_app.py"), "--cloud", "gpus", "--env", "WAIT=1", "--env", "TWICE=1",
+                     faults={"start_capacity": True})
+    assert result.returncode == 3, result.stderr
+    assert "train failed" in result.stderr and "InsufficientInstanceCapacity" in result.stderr
+    trains = [i for i in instances(ec2, ("terminated", "stopped", "running")) if work_of(i) == "root.train"]
+    assert len(trains) == 1  # the same machine or nothing: its disk is not silently swapped for a new one
+    assert not instances(ec2, ("pending", "running"))

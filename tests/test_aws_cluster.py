@@ -197,3 +197,12 @@ def test_a_role_that_cannot_be_assumed_is_refused_before_anything_is_made(lit: L
     with pytest.raises(BadInput, match=r"cannot assume .*AccessDenied.*lit cluster policy"):
         aws_cluster.create("denied", ROLE, EXTERNAL_ID, "us-east-1", None, 120, (), lambda step: None)
     assert not (lit.home / "clusters" / "denied").exists()
+
+
+def test_without_the_pulumi_cli_the_real_engine_says_how_to_install_it(lit: Lit) -> None:
+    lit.env.pop("LIT_STACK_ENGINE")  # the Automation API engine, which drives the pulumi CLI (absent here)
+    lit.env["PATH"] = "/usr/bin:/bin"
+    result = lit.create("nocli")
+    assert result.returncode == 2, result.stderr
+    assert "the pulumi CLI is not installed" in result.stderr and "get.pulumi.com" in result.stderr
+    assert not (lit.home / "clusters" / "nocli").exists()  # refused before anything was written or made

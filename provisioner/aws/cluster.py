@@ -97,6 +97,9 @@ def create(name: str, role_arn: str, external_id: Optional[str], region: Optiona
     if seen != account:
         raise BadInput(f"assuming {role_arn} gave account {seen}, not {account}")
     engine = load_engine()  # a bad engine setting is bad input too, before anything is written
+    check = getattr(engine, "check", None)
+    if check is not None:
+        check()
     directory = store.cluster_dir(name)
     key_path = directory / "id_ed25519"
     if resumed is None or not key_path.exists():

@@ -69,14 +69,20 @@ class AutomationEngine:
                 "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file),
                 "PULUMI_SKIP_UPDATE_CHECK": "true"}
 
-    def _stack(self, stack: str, config: Optional[dict[str, str]] = None) -> Any:
+    def check(self) -> None:
+        """Before anything is made: the pulumi CLI and the SDK are here."""
         if shutil.which("pulumi") is None:
             raise BadInput("the pulumi CLI is not installed; lit's aws provider drives it through the Automation "
                            "API. Install it: curl -fsSL https://get.pulumi.com | sh (then open a new shell)")
         try:
-            from pulumi import automation as auto
+            from pulumi import automation  # noqa: F401
         except ImportError:
             raise BadInput("the aws provider needs its extras: pip install 'lit[aws]'") from None
+
+    def _stack(self, stack: str, config: Optional[dict[str, str]] = None) -> Any:
+        self.check()
+        from pulumi import automation as auto
+
         from lit.stacks.cluster import program
 
         workspace = auto.LocalWorkspaceOptions(env_vars=self._workspace_env())

@@ -45,6 +45,36 @@ os.unlink(tar_path)
 """
 
 
+# What `python -m lit.runtime.agent attach` does, small enough to start fast: relay stdin/stdout to the agent's
+# unix socket; exit 4 if there is no agent there (it ended or was killed).
+ATTACH = r"""
+import os, selectors, socket, sys
+client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    client.connect(sys.argv[1])
+except OSError as exc:
+    sys.stderr.write("lit agent: no agent at %s: %s\n" % (sys.argv[1], exc))
+    sys.exit(4)
+selector = selectors.DefaultSelector()
+selector.register(0, selectors.EVENT_READ, "in")
+selector.register(client, selectors.EVENT_READ, "sock")
+while True:
+    for key, _ in selector.select():
+        if key.data == "in":
+            data = os.read(0, 262144)
+            if not data:
+                sys.exit(0)
+            client.sendall(data)
+        else:
+            data = client.recv(262144)
+            if not data:
+                sys.exit(0)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view):]
+"""
+
+
 class Cancelled(LitError):
     """The orchestrator ended before this machine was ready."""
 
@@ -507,8 +537,9 @@ class RemoteAgent(threading.Thread):
         if len(words) < 2 or words[0] != "ready":
             raise InfrastructureError(f"{machine.target}: the agent did not start: {out.strip()[:200]}")
         self.agent_pid = int(words[1])
-        self.attach_command = (f"env PYTHONPATH={shlex.quote(bundle_dir)}/_lit {shlex.quote(python)} "
-                               f"-m lit.runtime.agent attach --socket {shlex.quote(self.socket_path)}")
+        # The relay to the detached agent: a few lines of standard library (no lit import, no site), since every
+        # connection and reconnection starts one.
+        self.attach_command = f"{shlex.quote(python)} -S -c {shlex.quote(ATTACH)} {shlex.quote(self.socket_path)}"
         leases = [f"{lease.lease_dir}/{i}" for i in lease.gpu_ids] if lease.lease_dir else []
         assert self.cluster is not None and self.provider is not None
         self._placement = Placement(

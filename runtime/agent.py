@@ -793,33 +793,6 @@ def run_detached(socket_path: str, host_log: Optional[str]) -> int:
     return agent.serve()
 
 
-def run_attach(socket_path: str) -> int:
-    """Relay this process's stdin/stdout to a detached agent's socket (an SSH session runs this)."""
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        client.connect(socket_path)
-    except OSError as exc:
-        sys.stderr.write(f"lit agent: no agent at {socket_path}: {exc}\n")
-        return 4
-    selector = selectors.DefaultSelector()
-    selector.register(0, selectors.EVENT_READ, "in")
-    selector.register(client, selectors.EVENT_READ, "sock")
-    while True:
-        for key, _ in selector.select():
-            if key.data == "in":
-                data = os.read(0, 65536)
-                if not data:
-                    return 0
-                client.sendall(data)
-            else:
-                data = client.recv(65536)
-                if not data:
-                    return 0
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(1, view):]
-
-
 def run_forkserver(control_fd: int) -> int:
     """Local runs: one process that has imported lit forks each work's agent (a fresh interpreter per work
     costs ~70 ms of CPU and ~10 MB; a fork costs a few ms and shares lit's pages).
@@ -918,8 +891,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     detached = sub.add_parser("detached", help="detach and listen on a unix socket")
     detached.add_argument("--socket", required=True)
     detached.add_argument("--log", default=None, help="also keep the work's output in this file")
-    attach = sub.add_parser("attach", help="relay stdin/stdout to a detached agent")
-    attach.add_argument("--socket", required=True)
     forkserver = sub.add_parser("forkserver", help="fork local agents on request (lit run's local launcher)")
     forkserver.add_argument("--control-fd", type=int, required=True)
     args = parser.parse_args(argv)
@@ -927,8 +898,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         return run_forkserver(args.control_fd)
     if args.mode == "detached":
         return run_detached(args.socket, args.log)
-    if args.mode == "attach":
-        return run_attach(args.socket)
     return run_stdio()
 
 

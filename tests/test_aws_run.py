@@ -237,9 +237,11 @@ def test_keep_machines_stops_them_and_the_next_run_reuses_them(lit: Lit, ec2: An
 
 def test_a_capacity_error_on_restart_fails_the_work_and_never_replaces_the_machine(lit: Lit, ec2: Any) -> None:
     result = lit.run(str(APPS / "gpu_twice_app.py"), "--cloud", "gpus", "--env", "WAIT=1", "--env", "TWICE=1",
-                     faults={"start_capacity": True})
+                     "--name", "restart-no-capacity", faults={"start_capacity": True})
     assert result.returncode == 3, result.stderr
     assert "train failed" in result.stderr and "InsufficientInstanceCapacity" in result.stderr
-    trains = [i for i in instances(ec2, ("terminated", "stopped", "running")) if work_of(i) == "root.train"]
+    ours = [i for i in instances(ec2, ("terminated", "stopped", "running"))
+            if {"Key": "lit:run", "Value": "restart-no-capacity"} in i["Tags"]]
+    trains = [i for i in ours if work_of(i) == "root.train"]
     assert len(trains) == 1  # the same machine or nothing: its disk is not silently swapped for a new one
     assert not instances(ec2, ("pending", "running"))

@@ -512,11 +512,14 @@ class RemoteAgent(threading.Thread):
 
     def _prepare(self, ssh: SSH, lease: Lease) -> None:
         machine = lease.machine
-        home = ssh.check('printf %s "$HOME"', "reading $HOME").strip()
         bundle = self.launcher.bundle
+        # One round trip: where home is, and whether the bundle is there already.
+        found = ssh.check(f'printf "%s\\n" "$HOME"; test -f "$HOME/.lit/bundles/{bundle.sha256}/.complete" && '
+                          "echo have || echo need", "reading $HOME").split()
+        home = found[0]
         bundle_dir = f"{home}/.lit/bundles/{bundle.sha256}"
         with self.launcher.host_lock(machine.id):  # works placed on one host share one upload
-            self._ship(ssh, home, bundle_dir)
+            self._ship(ssh, home, bundle_dir, known_present=found[-1] == "have")
         python = machine.python or "python3"
         if bundle.requirements.strip():
             python = self._venv(ssh, home, bundle_dir, python)
@@ -550,10 +553,11 @@ class RemoteAgent(threading.Thread):
         )
         self.progress(f"agent up on {machine.target}")
 
-    def _ship(self, ssh: SSH, home: str, bundle_dir: str) -> None:
+    def _ship(self, ssh: SSH, home: str, bundle_dir: str, known_present: bool = False) -> None:
         """Send the bundle unless the host has it (content-addressed: same sha256, same files)."""
         bundle = self.launcher.bundle
-        code, _, _ = ssh.run(f"test -f {shlex.quote(bundle_dir)}/.complete")
+        # Asked again under the host's lock: another work of this run may have just sent it.
+        code = 0 if known_present else ssh.run(f"test -f {shlex.quote(bundle_dir)}/.complete")[0]
         self._check_cancel()
         if code == 0:
             self.progress("code already on the host")

@@ -145,11 +145,7 @@ class ClusterLauncher:
             remote = self.remotes.get(work_name)
         if remote is None or remote.cluster is None or remote.provider is None:
             return None
-        return remote.provider.idle_delay(remote.cluster, self.spec_compute(remote))
-
-    @staticmethod
-    def spec_compute(remote: RemoteAgent) -> CloudCompute:
-        return remote.spec.compute
+        return remote.provider.idle_delay(remote.cluster, remote.spec.compute)
 
     def release(self, work_name: str, final: bool) -> None:
         """The work's agent ended: final=False, its machine may be stopped (a later call starts it again);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -259,7 +260,7 @@ def _key_from_line(line: str) -> Any:
     import paramiko
 
     _, kind, data = line.split()[:3]
-    return paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(data))
+    return paramiko.PKey.from_type_string(kind, base64.b64decode(data))
 
 
 def _pinned_line(machine: Machine, known_hosts: Path) -> str:

@@ -9,6 +9,7 @@ library only: it is shipped to remote machines.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import pathlib
 import platform
@@ -46,7 +47,6 @@ class Agent:
         self.out_fd: Optional[int] = None
         self.partial: dict[int, bytes] = {fd: b"" for fd, _ in captured}
         self.inbox: queue.Queue[Frame] = queue.Queue()
-        self.greeted = threading.Event()
         self.work: Any = None
         self.sent: dict[str, str] = {}  # attribute -> canonical JSON last sent to the orchestrator
         self.last_heard = time.monotonic()
@@ -60,7 +60,7 @@ class Agent:
         self.store: Any = None  # where published files go (storage.FileStore)
         self.incoming: dict[str, dict[str, Any]] = {}
         self.waiting: dict[str, dict[str, Any]] = {}
-        self._ids = __import__("itertools").count(1)
+        self._ids = itertools.count(1)
 
     # -- output -----------------------------------------------------------------------------------
     def send(self, type_: str, **fields: Any) -> None:
@@ -132,7 +132,6 @@ class Agent:
                         self.out_fd = out_fd
                         for replay in self.peer.replay_after(int(frame.get("received", 0))):
                             self._write(replay)
-                    self.greeted.set()
                 elif kind in ("chunk", "chunk_end"):
                     self.on_chunk(frame)
                 elif kind == "serve":
@@ -424,23 +423,15 @@ class Agent:
             raise TransferError(f"{target.name}: {incoming['error']}")
         os.replace(tmp, target)
 
-    def send_file(self, xfer: str, source: pathlib.Path, end_fields: Optional[dict[str, Any]] = None) -> None:
+    def send_file(self, xfer: str, source: pathlib.Path) -> None:
         """Stream a file as chunk frames (control frames: large data is not kept for replay)."""
-        import base64
-
-        from .protocol import chunk_frame
-        from .storage import CHUNK
+        from .storage import chunk_frames
 
         try:
-            with open(source, "rb") as fh:
-                while True:
-                    block = fh.read(CHUNK)
-                    if not block:
-                        break
-                    data = chunk_frame(xfer, base64.b64encode(block))
-                    with self.lock:
-                        self._write(data)
-            self.control("chunk_end", xfer=xfer, ok=True, **(end_fields or {}))
+            for data in chunk_frames(xfer, source):
+                with self.lock:
+                    self._write(data)
+            self.control("chunk_end", xfer=xfer, ok=True)
         except OSError as exc:
             self.control("chunk_end", xfer=xfer, ok=False, error=f"cannot read it on its machine: {exc}")
 

@@ -20,6 +20,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+from collections.abc import Iterator
 from typing import Any, Optional, Protocol
 
 from . import codec, context
@@ -182,6 +183,32 @@ class FileStore(Protocol):
     def drive_delete(self, drive: str, key: str) -> None: ...
 
 
+def drive_keys(base: pathlib.Path, prefix: str) -> list[str]:
+    """The keys of the files in a drive folder that start with `prefix` (hidden partial uploads left out)."""
+    found: list[str] = []
+    if base.is_dir():
+        for root, _, files in os.walk(base):
+            for name in files:
+                key = os.path.relpath(os.path.join(root, name), base)
+                if not name.startswith(".") and key.startswith(prefix):
+                    found.append(key)
+    return sorted(found)
+
+
+def chunk_frames(xfer: str, file: pathlib.Path) -> Iterator[bytes]:
+    """The file as chunk frames of transfer `xfer`, read one chunk at a time (memory stays bounded)."""
+    import base64
+
+    from .protocol import chunk_frame
+
+    with open(file, "rb") as fh:
+        while True:
+            block = fh.read(CHUNK)
+            if not block:
+                return
+            yield chunk_frame(xfer, base64.b64encode(block))
+
+
 def sha256_of(file: pathlib.Path) -> str:
     digest = hashlib.sha256()
     with open(file, "rb") as fh:
@@ -249,18 +276,7 @@ class LocalStore:
         shutil.copyfile(source, target)
 
     def drive_list(self, drive: str, prefix: str) -> list[str]:
-        base = self.drives / drive
-        if not base.is_dir():
-            return []
-        found = []
-        for root, _, files in os.walk(base):
-            for name in files:
-                if name.startswith("."):
-                    continue
-                key = os.path.relpath(os.path.join(root, name), base)
-                if key.startswith(prefix):
-                    found.append(key)
-        return found
+        return drive_keys(self.drives / drive, prefix)
 
     def drive_delete(self, drive: str, key: str) -> None:
         target = self.drives / drive / key

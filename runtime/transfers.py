@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Optional
 
 from .home import lit_home
-from .protocol import chunk_frame
+from .storage import chunk_frames, drive_keys
 from .transport import short_name
 
 if TYPE_CHECKING:
     from .orchestrator import Orchestrator, WorkHandle
-
-CHUNK = 1024 * 1024
 
 
 class Transfers:
@@ -99,14 +97,9 @@ class Transfers:
 
     def _drive_get(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
         try:
-            source = self._drive_path(frame)
-            with open(source, "rb") as fh:
-                while True:
-                    block = fh.read(CHUNK)
-                    if not block:
-                        break
-                    if handle.transport is not None and handle.connected:
-                        self.orchestrator._write(handle, chunk_frame(frame["xfer"], base64.b64encode(block)))
+            for data in chunk_frames(frame["xfer"], self._drive_path(frame)):
+                if handle.transport is not None and handle.connected:
+                    self.orchestrator._write(handle, data)
             self._control(handle, "chunk_end", xfer=frame["xfer"], ok=True)
         except (OSError, ValueError) as exc:
             self._control(handle, "chunk_end", xfer=frame["xfer"], ok=False, error=str(exc))
@@ -128,7 +121,6 @@ class Transfers:
         self._reply(handle, frame, ok=error is None, error=error)
 
     def _drive_list(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
-        base = self.drives / str(frame.get("drive", ""))
         prefix = str(frame.get("prefix", ""))
         store_list = getattr(self.orchestrator.launcher, "store_list", None)
         if store_list is not None and handle.placement is not None and \
@@ -141,14 +133,7 @@ class Transfers:
                 return
             self._reply(handle, frame, items=sorted(items))
             return
-        items = []
-        if base.is_dir():
-            for root, _, files in os.walk(base):
-                for name in files:
-                    key = os.path.relpath(os.path.join(root, name), base)
-                    if not name.startswith(".") and key.startswith(prefix):
-                        items.append(key)
-        self._reply(handle, frame, items=sorted(items))
+        self._reply(handle, frame, items=drive_keys(self.drives / str(frame.get("drive", "")), prefix))
 
     def _drive_delete(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
         store_delete = getattr(self.orchestrator.launcher, "store_delete", None)

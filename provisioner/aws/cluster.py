@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Optional
 
 from lit.runtime.errors import BadInput, InfrastructureError
@@ -50,15 +51,11 @@ def _ssh_cidr(given: Optional[str]) -> str:
     return str(network)
 
 
-def _new_key(path: Any) -> str:
+def _new_key(path: Path) -> str:
     """A fresh SSH key for the cluster's machines (private key 0600 under the lit home). Returns the public key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from .provider import new_host_key  # the same ed25519 key generation as instances' host keys
 
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    private, public = new_host_key()
     store.write_private(path, private)
     store.write_private(path.with_name(path.name + ".pub"), public + "\n")
     return public

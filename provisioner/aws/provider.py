@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any, Optional
 
 from lit.runtime.compute import CloudCompute
@@ -256,7 +257,7 @@ class AWSProvider:
     def _pin(self, cluster: Cluster, instance_id: str, host_public: str) -> None:
         store.write_private(self.known_hosts(cluster, instance_id), f"# {instance_id}\n{host_public}\n")
 
-    def known_hosts(self, cluster: Cluster, instance_id: str) -> Any:
+    def known_hosts(self, cluster: Cluster, instance_id: str) -> Path:
         return store.cluster_dir(cluster.name) / "hosts" / f"{instance_id}.known_hosts"
 
     def _running_lease(self, cluster: Cluster, compute: CloudCompute, instance_id: str, itype_name: str,
@@ -291,14 +292,8 @@ class AWSProvider:
         ssh.check(prefix, "replacing the host key", stdin=script.encode())
         assert lease.known_hosts is not None
         parts = public.split()
-        store.write_private(self._path(lease.known_hosts), f"{lease.machine.address} {parts[0]} {parts[1]}\n")
+        store.write_private(Path(lease.known_hosts), f"{lease.machine.address} {parts[0]} {parts[1]}\n")
         return lease
-
-    @staticmethod
-    def _path(text: str) -> Any:
-        from pathlib import Path
-
-        return Path(text)
 
     def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:
         """After a work's last call ends: stop a GPU instance at once; any other after its idle_timeout."""

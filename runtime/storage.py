@@ -209,7 +209,20 @@ def chunk_frames(xfer: str, file: pathlib.Path) -> Iterator[bytes]:
             yield chunk_frame(xfer, base64.b64encode(block))
 
 
+_hashed: dict[tuple[int, int, int, int], str] = {}  # (device, inode, size, mtime ns) -> sha256
+
+
 def sha256_of(file: pathlib.Path) -> str:
+    """The file's sha256; a file unchanged since it was last hashed (same inode, size and mtime) is not read again:
+    a work called many times with the same large Path would otherwise hash it on every call."""
+    st = os.stat(file)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _hashed:
+        _hashed[key] = _read_sha256(file)
+    return _hashed[key]
+
+
+def _read_sha256(file: pathlib.Path) -> str:
     digest = hashlib.sha256()
     with open(file, "rb") as fh:
         while True:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
+from tests.support import require
 
 ROLE = "arn:aws:iam::111122223333:role/lit-byoc"
 EXTERNAL_ID = "lit-test-external-id"
@@ -23,11 +24,7 @@ EXTERNAL_ID = "lit-test-external-id"
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[FakeCloud]:
-    reason = requirement()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"the fake cloud must run in CI: {reason}")
-        pytest.skip(reason)
+    require(requirement(), "the fake cloud")
     yield from fakecloud_fixture()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
-from tests.support import wait_for, wait_line
+from tests.support import require, wait_for, wait_line
 
 ROLE = "arn:aws:iam::111122223333:role/lit-byoc"
 EXTERNAL_ID = "lit-test-external-id"
@@ -29,11 +29,7 @@ ORPHAN = 6
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[FakeCloud]:
-    reason = requirement()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"the fake cloud must run in CI: {reason}")
-        pytest.skip(reason)
+    require(requirement(), "the fake cloud")
     yield from fakecloud_fixture()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fakecloud import FakeCloud, MotoEngine, fakecloud_fixture, requirement
+from tests.support import require
 from tests.testbed import HOST_PYTHON, _same_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,16 +26,8 @@ EXTERNAL_ID = "lit-test-external-id"  # AWS (so the fake cloud) wants 2 characte
 STACK = "demo"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
 def need_fakecloud() -> None:
-    reason = requirement()
-    if reason:
-        if in_ci():
-            pytest.fail(f"the fake cloud must run in CI: {reason}")
-        pytest.skip(reason)
+    require(requirement(), "the fake cloud")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Needs root (the bridge, namespaces): skipped otherwise, but a failure when CI=tr
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,23 +19,16 @@ from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
 from tests.fakecloud.amis import CPU_IMAGE_ID, GPU_IMAGE_ID
 from tests.fakecloud.cloudinit import parse, parse_subset
 from tests.fakecloud.instances import power_action
+from tests.support import require
 from tests.testbed import _netns_list, _same_process
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/lit-byoc"
 EXTERNAL_ID = "lit-test-external-id"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[FakeCloud]:
-    reason = requirement()
-    if reason:
-        if in_ci():
-            pytest.fail(f"the fake cloud must run in CI: {reason}")
-        pytest.skip(reason)
+    require(requirement(), "the fake cloud")
     yield from fakecloud_fixture()
 
 

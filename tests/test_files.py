@@ -23,7 +23,7 @@ import pytest
 
 import lit as L
 from tests.conftest import prefixed
-from tests.support import wait_for
+from tests.support import require, wait_for
 from tests.testbed import TestBed, require_root_and_sshd, testbed_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,11 +33,6 @@ METRIC = re.compile(r"^mean absolute error on held-out data: \d+\.\d+$")
 MB = 1024 * 1024
 
 
-def _requirement_or_fail(reason: str | None, what: str) -> None:
-    if reason:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{what} must run in CI: {reason}")
-        pytest.skip(reason)
 
 
 def _metric(stdout: str) -> bool:
@@ -138,7 +133,7 @@ def test_lightnings_drive_and_payload_examples_run_with_only_imports_renamed(run
 # ================================================================================================
 @pytest.fixture(scope="module")
 def bed() -> Iterator[TestBed]:
-    _requirement_or_fail(require_root_and_sshd(), "the SSH test bed")
+    require(require_root_and_sshd(), "the SSH test bed")
     yield from testbed_fixture(3)
 
 
@@ -287,7 +282,7 @@ def test_bed_payload_attribute_to_run_argument_across_hosts(tb: Any, bed: TestBe
 def cloud() -> Iterator[Any]:
     from tests.fakecloud import fakecloud_fixture, requirement
 
-    _requirement_or_fail(requirement(), "the fake cloud")
+    require(requirement(), "the fake cloud")
     yield from fakecloud_fixture()
 
 

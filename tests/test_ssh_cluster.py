@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import wait_for, wait_line
+from tests.support import require, wait_for, wait_line
 from tests.testbed import TestBed, require_root_and_sshd, testbed_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,11 +28,7 @@ ORPHAN = 6  # seconds: short, so orphan and partition tests end quickly
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[TestBed]:
-    reason = require_root_and_sshd()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"the SSH test bed must run in CI: {reason}")
-        pytest.skip(reason)
+    require(require_root_and_sshd(), "the SSH test bed")
     yield from testbed_fixture(3)
 
 

@@ -19,17 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import require
 from tests.testbed import Host, TestBed, require_root_and_sshd, testbed_fixture
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _need_bed() -> None:
-    reason = require_root_and_sshd()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"test bed prerequisites missing in CI: {reason}")
-        pytest.skip(reason)
+    require(require_root_and_sshd(), "the test bed")
 
 
 @pytest.fixture(scope="module")

@@ -29,23 +29,20 @@ import argparse
 import json
 import os
 import platform
-import re
-import resource
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from _runs import Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
 
 from tests.fakecloud import FakeCloud, requirement  # noqa: E402
 
@@ -56,8 +53,6 @@ HELLO_APP = REPO / "examples" / "hello_app.py"
 HELLO_LINES = {"work_A": "running code A on a CPU machine", "work_B": "running code B on a GPU machine"}
 FIGURES = ("hello", "spread", "gpustop")
 N_WORKS = 8
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-PROGRESS = re.compile(r"^(?P<work>\S+)\s+\| (?P<step>.*)$")
 # progress step kind -> the prefix of its line (first occurrence per work is kept)
 STEP_KINDS = {"requested": "requested ", "running": "running: ", "ssh ready": "SSH ready",
               "shipping code": "shipping code", "code already": "code already", "agent up": "agent up on",
@@ -135,116 +130,7 @@ app = L.LightningApp(Flow())
 '''
 
 
-# -- running lit ----------------------------------------------------------------------------------------
-@dataclass
-class Line:
-    t: float  # seconds from process start
-    stream: str
-    text: str
-
-
-@dataclass
-class RunResult:
-    argv: list[str]
-    elapsed: Optional[float] = None  # process start to exit; None if it had to be killed
-    exit_code: Optional[int] = None
-    timed_out: bool = False
-    lines: list[Line] = field(default_factory=list)
-    load: float = 0.0  # 1-minute load average as the run started
-    cpu: Optional[float] = None  # CPU seconds (user + sys) the lit process used
-    run_dir: Optional[Path] = None  # $LIT_HOME/runs/<run> this run made
-    left_running: list[str] = field(default_factory=list)  # instances pending/running after the exit
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
-
-    def first(self, text: str, stream: Optional[str] = None) -> Optional[float]:
-        return next((line.t for line in self.lines if text in line.text and stream in (None, line.stream)), None)
-
-    def steps(self) -> dict[str, dict[str, float]]:
-        """work -> progress step kind -> seconds from start (first occurrence), from stderr."""
-        out: dict[str, dict[str, float]] = {}
-        for line in self.lines:
-            if line.stream != "stderr":
-                continue
-            match = PROGRESS.match(line.text)
-            if not match:
-                continue
-            for kind, prefix in STEP_KINDS.items():
-                if match["step"].startswith(prefix):
-                    out.setdefault(match["work"], {}).setdefault(kind, line.t)
-        return out
-
-    def tail(self, n: int = 20) -> str:
-        return "\n".join(f"    {line.t:7.3f} {line.stream[3:]} {line.text}" for line in self.lines[-n:])
-
-
-def run_lit(argv: list[str], env: dict[str, str], cwd: Path, timeout: float, log_path: Path) -> RunResult:
-    """Run argv; timestamp every stdout/stderr line as it arrives (relative to just before Popen)."""
-    result = RunResult(argv, load=os.getloadavg()[0])
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lock = threading.Lock()
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-
-    def reader(stream: Any, name: str) -> None:
-        for raw in stream:
-            now = time.perf_counter() - started
-            text = ANSI.sub("", raw.decode("utf-8", "replace").rstrip("\n"))
-            with lock:
-                result.lines.append(Line(now, name, text))
-
-    threads = [threading.Thread(target=reader, args=(proc.stdout, "stdout"), daemon=True),
-               threading.Thread(target=reader, args=(proc.stderr, "stderr"), daemon=True)]
-    for thread in threads:
-        thread.start()
-    try:
-        result.exit_code = proc.wait(timeout)
-        result.elapsed = time.perf_counter() - started
-    except subprocess.TimeoutExpired:
-        result.timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the session start_new_session gave this one process
-        except OSError:
-            pass
-        proc.wait(10)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # runs are one at a time: the delta is this one's
-    result.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    for thread in threads:
-        thread.join(5)
-    result.lines.sort(key=lambda line: line.t)
-    with open(log_path, "w", encoding="utf-8") as fh:
-        fh.write(" ".join(argv) + "\n")
-        for line in result.lines:
-            fh.write(f"{line.t:9.3f} {line.stream} {line.text}\n")
-        fh.write(f"exit {result.exit_code} after {result.elapsed}\n")
-    return result
-
-
 # -- figures --------------------------------------------------------------------------------------------
-@dataclass
-class Figure:
-    key: str
-    label: str
-    unit: str
-    target: float
-    value: Optional[float] = None  # what is compared to the target
-    note: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        if self.value is None:
-            return "n/a"
-        return "ok" if self.value <= self.target else "MISSED"
-
-
-def median(values: list[float]) -> Optional[float]:
-    return statistics.median(values) if values else None
-
-
 def fmt(value: Optional[float], unit: str = "s") -> str:
     if value is None:
         return "-"
@@ -371,7 +257,7 @@ class Bench:
         if not warm.ok:
             self.failed("hello warm-up", warm)
         else:
-            self.log(f"hello warm-up (not counted): {fmt(warm.elapsed)}  {self.steps_text(warm.steps())}")
+            self.log(f"hello warm-up (not counted): {fmt(warm.elapsed)}  {self.steps_text(warm.steps(STEP_KINDS))}")
         times: list[float] = []
         rows: list[dict[str, Any]] = []
         for i in range(self.args.repeat):
@@ -381,7 +267,7 @@ class Bench:
                 self.failed(f"hello run {i + 1}", result)
                 continue
             times.append(result.elapsed)
-            steps = result.steps()
+            steps = result.steps(STEP_KINDS)
             outputs = {work: result.first(line, "stdout") for work, line in HELLO_LINES.items()}
             phases = {work: work_phases(result, steps.get(work, {}), outputs.get(work)) for work in HELLO_LINES}
             rows.append({"elapsed": result.elapsed, "steps": steps, "outputs": outputs, "phases": phases,
@@ -414,7 +300,7 @@ class Bench:
         for i in range(self.args.repeat):
             for n in (1, N_WORKS):  # interleaved, so drift hits both alike
                 result = self.run(f"spread{n}-run", "run", str(apps[n]), "--cloud", CLUSTER)
-                steps = result.steps()
+                steps = result.steps(STEP_KINDS)
                 up_times = [kinds["agent up"] for kinds in steps.values() if "agent up" in kinds]
                 if not result.ok or len(up_times) != n:
                     self.failed(f"spread n={n} run {i + 1} ({len(up_times)} agent(s) up)", result)
@@ -460,7 +346,7 @@ class Bench:
                 continue
             stops = gpu.get("machine_stops") or []
             finished = gpu.get("finished_at") or 0.0
-            steps = result.steps()
+            steps = result.steps(STEP_KINDS)
             row: dict[str, Any] = {"finished_at": finished, "machine_stops": stops, "elapsed_s": result.elapsed,
                                    "load": result.load, "gpu_steps": steps.get("gpu", {}),
                                    "cpu_steps": steps.get("cpu", {}),

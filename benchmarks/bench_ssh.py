@@ -28,16 +28,13 @@ import argparse
 import json
 import os
 import platform
-import re
-import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -45,15 +42,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _runs import Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
+
 from tests.testbed import TestBed, require_root_and_sshd  # noqa: E402
 
 HELLO_APP = REPO / "examples" / "hello_app.py"
 HELLO_LINES = ("running code A on a CPU machine", "running code B on a GPU machine")
 FIGURES = ("overhead", "hello", "spread")
 N_HOSTS = 8
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-PROGRESS = re.compile(r"^(?P<work>\S+)\s+\| (?P<step>.*)$")
-STEP_KINDS = ("connecting", "shipping code", "code already on the host", "agent up")
+STEP_KINDS = {kind: kind for kind in ("connecting", "shipping code", "code already on the host", "agent up")}
 
 OVERHEAD_APP = '''\
 import json
@@ -126,92 +123,6 @@ app = L.LightningApp(Spread())
 '''
 
 
-# -- running lit ----------------------------------------------------------------------------------------
-@dataclass
-class Line:
-    t: float  # seconds from process start
-    stream: str
-    text: str
-
-
-@dataclass
-class RunResult:
-    argv: list[str]
-    elapsed: Optional[float] = None  # process start to exit; None if it had to be killed
-    exit_code: Optional[int] = None
-    timed_out: bool = False
-    lines: list[Line] = field(default_factory=list)
-    load: float = 0.0  # the machine's 1-minute load average as the run started (others' work skews figures)
-    cpu: Optional[float] = None  # CPU seconds (user + sys) the lit process used, from its rusage
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
-
-    def first(self, text: str) -> Optional[float]:
-        return next((line.t for line in self.lines if text in line.text), None)
-
-    def steps(self) -> dict[str, dict[str, float]]:
-        """work -> progress step kind -> seconds from start (first occurrence), from stderr."""
-        out: dict[str, dict[str, float]] = {}
-        for line in self.lines:
-            if line.stream != "stderr":
-                continue
-            match = PROGRESS.match(line.text)
-            if not match:
-                continue
-            for kind in STEP_KINDS:
-                if match["step"].startswith(kind):
-                    out.setdefault(match["work"], {}).setdefault(kind, line.t)
-        return out
-
-    def tail(self, n: int = 15) -> str:
-        return "\n".join(f"    {line.t:7.3f} {line.stream[3:]} {line.text}" for line in self.lines[-n:])
-
-
-def run_lit(argv: list[str], env: dict[str, str], cwd: Path, timeout: float, log_path: Path) -> RunResult:
-    """Run argv; timestamp every stdout/stderr line as it arrives (relative to just before Popen)."""
-    result = RunResult(argv, load=os.getloadavg()[0])
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lock = threading.Lock()
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-
-    def reader(stream: Any, name: str) -> None:
-        for raw in stream:
-            now = time.perf_counter() - started
-            text = ANSI.sub("", raw.decode("utf-8", "replace").rstrip("\n"))
-            with lock:
-                result.lines.append(Line(now, name, text))
-
-    threads = [threading.Thread(target=reader, args=(proc.stdout, "stdout"), daemon=True),
-               threading.Thread(target=reader, args=(proc.stderr, "stderr"), daemon=True)]
-    for thread in threads:
-        thread.start()
-    try:
-        result.exit_code = proc.wait(timeout)
-        result.elapsed = time.perf_counter() - started
-    except subprocess.TimeoutExpired:
-        result.timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the session start_new_session gave this one process
-        except OSError:
-            pass
-        proc.wait(10)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # runs are one at a time: the delta is this one's
-    result.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    for thread in threads:
-        thread.join(5)
-    result.lines.sort(key=lambda line: line.t)
-    with open(log_path, "w", encoding="utf-8") as fh:
-        fh.write(" ".join(argv) + "\n")
-        for line in result.lines:
-            fh.write(f"{line.t:9.3f} {line.stream} {line.text}\n")
-        fh.write(f"exit {result.exit_code} after {result.elapsed}\n")
-    return result
-
-
 HELLO_PHASES = ("start->connecting", "connecting->code checked", "code checked->agent up",
                 "agent up->outputs", "outputs->summary", "summary->exit")
 
@@ -237,27 +148,6 @@ def hello_phases(result: RunResult, steps: dict[str, dict[str, float]]) -> dict[
 
 
 # -- figures --------------------------------------------------------------------------------------------
-@dataclass
-class Figure:
-    key: str
-    label: str
-    unit: str
-    target: float
-    value: Optional[float] = None  # what is compared to the target
-    note: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        if self.value is None:
-            return "n/a"
-        return "ok" if self.value <= self.target else "MISSED"
-
-
-def median(values: list[float]) -> Optional[float]:
-    return statistics.median(values) if values else None
-
-
 def p90(values: list[float]) -> Optional[float]:
     if not values:
         return None
@@ -436,7 +326,7 @@ class Bench:
                 self.failed(f"hello run {i + 1}", result)
                 continue
             times.append(result.elapsed)
-            steps = result.steps()
+            steps = result.steps(STEP_KINDS)
             row = {"elapsed": result.elapsed, "steps": steps, "phases": hello_phases(result, steps),
                    "outputs": {work: result.first(line) for work, line in zip(("work_A", "work_B"), HELLO_LINES)},
                    "shipped": any("shipping code" in s for s in steps.values()), "load": result.load}
@@ -482,7 +372,7 @@ class Bench:
                 result = self.run(f"spread{n}-run", "run", str(apps[n]), "--cloud", name)
                 self.agents_left()
                 host_cpu = self.host_cpu() - host_cpu
-                steps = result.steps()
+                steps = result.steps(STEP_KINDS)
                 up_times = [kinds["agent up"] for kinds in steps.values() if "agent up" in kinds]
                 hosts_used = {line.text.rsplit(" ", 1)[-1] for line in result.lines if "| agent up on" in line.text}
                 if not result.ok or len(up_times) != n:

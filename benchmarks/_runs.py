@@ -36,6 +36,7 @@ class RunResult:
     lines: list[Line] = field(default_factory=list)
     load: float = 0.0  # 1-minute load average as the run started
     cpu: Optional[float] = None  # CPU seconds (user + sys) the lit process used
+    machine_cpu: Optional[float] = None  # CPU seconds the whole machine used meanwhile (every process, all CPUs)
     run_dir: Optional[Path] = None  # $LIT_HOME/runs/<run> this run made
     left_running: list[str] = field(default_factory=list)  # instances pending/running after the exit
 
@@ -65,10 +66,22 @@ class RunResult:
         return "\n".join(f"    {line.t:7.3f} {line.stream[3:]} {line.text}" for line in self.lines[-n:])
 
 
+def machine_busy() -> Optional[float]:
+    """CPU seconds this machine has been busy since boot, all CPUs together (/proc/stat; None elsewhere)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def run_lit(argv: list[str], env: dict[str, str], cwd: Path, timeout: float, log_path: Path) -> RunResult:
     """Run argv; timestamp every stdout/stderr line as it arrives (relative to just before Popen)."""
     result = RunResult(argv, load=os.getloadavg()[0])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before = machine_busy()
     lock = threading.Lock()
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -97,6 +110,9 @@ def run_lit(argv: list[str], env: dict[str, str], cwd: Path, timeout: float, log
         proc.wait(10)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # runs are one at a time: the delta is this one's
     result.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    busy_after = machine_busy()
+    if busy_before is not None and busy_after is not None:
+        result.machine_cpu = busy_after - busy_before
     for thread in threads:
         thread.join(5)
     result.lines.sort(key=lambda line: line.t)

@@ -312,8 +312,9 @@ class Bench:
                              "load": result.load, "lit_cpu_s": result.cpu, "machine_cpu_s": result.machine_cpu,
                              "marks": marks, "steps": steps})
                 self.log(f"spread n={n} run {i + 1}/{self.args.repeat}: all {n} agents up at {max(up_times):.3f} s, "
-                         f"exit {fmt(result.elapsed)} (load {result.load:.1f}, lit CPU {result.cpu or 0:.2f} s, machine CPU "
-                         f"{result.machine_cpu or 0:.2f} s of {(result.elapsed or 0) * (os.cpu_count() or 1):.2f}); "
+                         f"exit {fmt(result.elapsed)} (load {result.load:.1f}, lit CPU {result.cpu or 0:.2f} s, "
+                         f"machine CPU {result.machine_cpu or 0:.2f} s of "
+                         f"{(result.elapsed or 0) * (os.cpu_count() or 1):.2f}); "
                          "first..last " + ", ".join(f"{k} {fmt(a)}..{fmt(b)}" for k, (a, b) in marks.items()))
         m8, m1 = median(ups[N_WORKS]), median(ups[1])
         fig.value = m8 / m1 if m8 is not None and m1 else None

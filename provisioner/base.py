@@ -128,8 +128,10 @@ class Provider(Protocol):
         ...
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "") -> Optional[Lease]:
-        """Take `machine` for one work (leasing its GPUs; making the instance), or None if it is not free now."""
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+        """Take `machine` for one work (leasing its GPUs; making the instance), or None if it is not free now.
+        `made` is told as soon as a machine exists (or runs again) for the work, before it is ready: lit removes
+        it at the end even if it never became ready."""
         ...
 
     def claim(self, ssh: Any, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:

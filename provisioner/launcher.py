@@ -9,16 +9,14 @@ orchestrator stays single-threaded and never learns which provider it got.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import select
 import shlex
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lit.runtime.compute import CloudCompute
 from lit.runtime.errors import InfrastructureError, LitError
@@ -30,18 +28,21 @@ from .base import AgentGone, CannotPlace, Cluster, HostKeyChanged, Lease, Machin
 from .sshconn import SSH, wait_for_ssh
 
 WAIT_RETRY_SECONDS = 2.0
+CLOSE_WAIT_SECONDS = 120.0  # at the end, how long to wait for machines still being prepared to be removed
 EXTRACT = r"""
 import os, shutil, sys, tarfile
-tar_path, target = sys.argv[1], sys.argv[2]
+target = sys.argv[1]
 tmp = target + ".tmp-" + str(os.getpid())
-with tarfile.open(tar_path) as tar:
-    tar.extractall(tmp)
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(tmp, filter="data")
+    else:
+        tar.extractall(tmp)
 open(os.path.join(tmp, ".complete"), "w").close()
 try:
     os.rename(tmp, target)
 except OSError:
     shutil.rmtree(tmp, ignore_errors=True)  # another upload of the same bundle won the race: same content
-os.unlink(tar_path)
 """
 
 
@@ -94,8 +95,12 @@ class ClusterLauncher:
         self.load: dict[str, int] = {}
         self.remotes: dict[str, RemoteAgent] = {}
         self.host_locks: dict[str, threading.Lock] = {}  # one upload of the bundle per host at a time
+        self.shipped: set[tuple[str, str]] = set()  # (machine id, bundle sha256) this run has unpacked
         self.reports: dict[str, dict[str, Any]] = {}
-        self.up: set[str] = set()
+        self.up: set[str] = set()  # machines made for this run that are not known stopped (at the end) or gone
+        self.made: dict[str, tuple[Cluster, Provider, Lease]] = {}
+        self.threads: list[RemoteAgent] = []  # every work's thread this run started
+        self.direct_progress: Optional[Callable[[str, str], None]] = None  # set once the app is ending
 
     def host_lock(self, machine_id: str) -> threading.Lock:
         with self.lock:
@@ -136,6 +141,7 @@ class ClusterLauncher:
         remote = RemoteAgent(self, spec, theirs, previous)
         with self.lock:
             self.remotes[spec.work_name] = remote
+            self.threads.append(remote)
         remote.start()
         return Launched(SocketTransport(ours, remote), remote.placement)
 
@@ -211,6 +217,44 @@ class ClusterLauncher:
         """Per work: instance type, machine seconds and cost (for the run summary)."""
         with self.lock:
             return {name: report for name, report in self.reports.items()}
+
+    def ending(self, progress: Callable[[str, str], None]) -> None:
+        self.direct_progress = progress
+
+    def made_machine(self, cluster: Cluster, provider: Provider, lease: Lease) -> None:
+        """A provider made (or started again) a machine for a work: it is ours to remove from now on."""
+        with self.lock:
+            self.up.add(lease.machine.id)
+            self.made[lease.machine.id] = (cluster, provider, lease)
+
+    def close(self, hurry: Optional[Callable[[], bool]] = None) -> None:
+        """The app ended: cancel the machines still being prepared, wait for each work's thread to remove its
+        machine, then remove any machine made that no thread removed (one that never became ready). A second
+        signal (`hurry`) stops the waiting: what is still up is then listed by still_up()."""
+        hurried = hurry or (lambda: False)
+        with self.lock:
+            threads = list(self.threads)
+        for remote in threads:
+            remote.cancelled = True
+        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        for remote in threads:
+            while remote.is_alive() and not hurried() and time.monotonic() < deadline:
+                remote.join(0.1)
+        with self.lock:
+            left = [self.made[mid] for mid in sorted(self.up) if mid in self.made]
+        for cluster, provider, lease in left:
+            if hurried():
+                return
+            try:
+                if self.keep_machines:
+                    provider.release(cluster, lease)
+                else:
+                    provider.terminate(cluster, lease)
+            except LitError:
+                continue  # still listed by still_up()
+            with self.lock:
+                self.up.discard(lease.machine.id)
+                self.made.pop(lease.machine.id, None)
 
     def still_up(self) -> list[str]:
         """Machines this run started that are not known to be stopped or terminated."""
@@ -299,6 +343,8 @@ class RemoteAgent(threading.Thread):
         with self.launcher.lock:
             wanted = "terminated" if terminate else "stopped"
             if self.machine_state == "terminated" or self.machine_state == wanted:
+                if final:  # stopped after its last call, kept stopped at the end (--keep-machines)
+                    self.launcher.up.discard(self.lease.machine.id)
                 return
             self.machine_state = wanted
         if self.running_since is not None:
@@ -322,6 +368,7 @@ class RemoteAgent(threading.Thread):
         if lease.instance_type and (terminate or final):  # stopped between calls still counts as ours
             with self.launcher.lock:
                 self.launcher.up.discard(lease.machine.id)
+                self.launcher.made.pop(lease.machine.id, None)
 
     def _report(self) -> None:
         if self.lease is None or not self.lease.instance_type:
@@ -340,6 +387,10 @@ class RemoteAgent(threading.Thread):
         return self._placement
 
     def progress(self, step: str) -> None:
+        direct = self.launcher.direct_progress
+        if direct is not None:  # the app is ending: the orchestrator no longer reads this stream
+            direct(short_name(self.spec.work_name), step)
+            return
         line = json.dumps({"t": "progress", "step": step}).encode() + b"\n"
         try:
             self.sock.sendall(line)
@@ -466,14 +517,13 @@ class RemoteAgent(threading.Thread):
 
     def _try_machine(self, cluster: Cluster, provider: Provider, machine: Machine, owner: str) -> bool:
         lease = provider.acquire(cluster, self.spec.compute, machine, self.launcher.run_id, self.spec.work_name,
-                                 self.progress, app=self.launcher.app_name)
+                                 self.progress, app=self.launcher.app_name,
+                                 made=lambda made: self.launcher.made_machine(cluster, provider, made))
         if lease is None:
             return False
         self.cluster, self.provider, self.lease = cluster, provider, lease
-        if lease.instance_type:  # a machine made for this run: count it until it is released
+        if lease.instance_type:  # a machine made for this run: count its time until it is released
             self.running_since = time.monotonic()
-            with self.launcher.lock:
-                self.launcher.up.add(lease.machine.id)
         machine = lease.machine
         self.progress(f"connecting to {machine.target}")
         # A new instance takes a while to boot; a host of the user's answers at once or not at all.
@@ -509,17 +559,13 @@ class RemoteAgent(threading.Thread):
     def _prepare(self, ssh: SSH, lease: Lease) -> None:
         machine = lease.machine
         bundle = self.launcher.bundle
+        q = shlex.quote
         # One round trip: where home is, and whether the bundle is there already.
         found = ssh.check(f'printf "%s\\n" "$HOME"; test -f "$HOME/.lit/bundles/{bundle.sha256}/.complete" && '
                           "echo have || echo need", "reading $HOME").split()
         home = found[0]
         bundle_dir = f"{home}/.lit/bundles/{bundle.sha256}"
-        with self.launcher.host_lock(machine.id):  # works placed on one host share one upload
-            self._ship(ssh, home, bundle_dir, known_present=found[-1] == "have")
         python = machine.python or "python3"
-        if bundle.requirements.strip():
-            python = self._venv(ssh, home, bundle_dir, python)
-        self._check_cancel()
         work = short_name(self.spec.work_name)
         key = hashlib.sha1(f"{self.launcher.run_id}/{self.spec.work_name}".encode()).hexdigest()[:16]
         self.socket_path = f"{home}/.lit/agents/{key}.sock"
@@ -527,18 +573,39 @@ class RemoteAgent(threading.Thread):
         env = {"PYTHONPATH": f"{bundle_dir}/_lit", "PYTHONUNBUFFERED": "1",
                # GPU works see only their leased GPUs; CPU works see none.
                "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in lease.gpu_ids)}
-        env_text = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        out = ssh.check(
-            f"mkdir -p {shlex.quote(run_root)}/logs && cd {shlex.quote(home)} && env {env_text} {shlex.quote(python)} "
-            f"-m lit.runtime.agent detached --socket {shlex.quote(self.socket_path)} "
-            f"--log {shlex.quote(run_root)}/logs/{shlex.quote(work)}.log", "starting the agent")
+        env_text = " ".join(f"{k}={q(v)}" for k, v in env.items())
+
+        def start(python: str) -> str:
+            return (f"mkdir -p {q(run_root)}/logs && cd {q(home)} && env {env_text} {q(python)} -m lit.runtime.agent "
+                    f"detached --socket {q(self.socket_path)} --log {q(run_root)}/logs/{q(work)}.log")
+
+        ship = f"mkdir -p {q(home)}/.lit/bundles && {q(python)} -c {q(EXTRACT)} {q(bundle_dir)}"
+        venv = bool(bundle.requirements.strip())
+        out: Optional[str] = None
+        with self.launcher.host_lock(machine.id):  # works placed on one host share one upload
+            if found[-1] == "have" or (machine.id, bundle.sha256) in self.launcher.shipped:
+                self.progress("code already on the host")
+            else:
+                self._check_cancel()
+                self.progress(f"shipping code ({bundle.size / 1024:.0f} KB)")
+                if venv:
+                    ssh.check(ship, "unpacking the code", stdin=bundle.data)
+                else:  # one round trip: the code on stdin, unpacked, then the agent started
+                    out = ssh.check(f"{ship} && {start(python)}", "unpacking the code and starting the agent",
+                                    stdin=bundle.data)
+                self.launcher.shipped.add((machine.id, bundle.sha256))
+        if venv:
+            python = self._venv(ssh, home, bundle_dir, python)
+        if out is None:
+            self._check_cancel()
+            out = ssh.check(start(python), "starting the agent")
         words = out.split()
         if len(words) < 2 or words[0] != "ready":
             raise InfrastructureError(f"{machine.target}: the agent did not start: {out.strip()[:200]}")
         self.agent_pid = int(words[1])
         # The relay to the detached agent: a few lines of standard library (no lit import, no site), since every
         # connection and reconnection starts one.
-        self.attach_command = f"{shlex.quote(python)} -S -c {shlex.quote(ATTACH)} {shlex.quote(self.socket_path)}"
+        self.attach_command = f"{q(python)} -S -c {q(ATTACH)} {q(self.socket_path)}"
         leases = [f"{lease.lease_dir}/{i}" for i in lease.gpu_ids] if lease.lease_dir else []
         assert self.cluster is not None and self.provider is not None
         self._placement = Placement(
@@ -548,26 +615,6 @@ class RemoteAgent(threading.Thread):
              "bind_host": "0.0.0.0"},  # a work's server on its own machine serves the other works
         )
         self.progress(f"agent up on {machine.target}")
-
-    def _ship(self, ssh: SSH, home: str, bundle_dir: str, known_present: bool = False) -> None:
-        """Send the bundle unless the host has it (content-addressed: same sha256, same files)."""
-        bundle = self.launcher.bundle
-        # Asked again under the host's lock: another work of this run may have just sent it.
-        code = 0 if known_present else ssh.run(f"test -f {shlex.quote(bundle_dir)}/.complete")[0]
-        self._check_cancel()
-        if code == 0:
-            self.progress("code already on the host")
-            return
-        self.progress(f"shipping code ({bundle.size / 1024:.0f} KB)")
-        ssh.check(f"mkdir -p {shlex.quote(home)}/.lit/bundles", "creating ~/.lit")
-        tar_path = f"{bundle_dir}.tar-{uuid.uuid4().hex[:8]}"
-        sftp = ssh.sftp()
-        try:
-            sftp.putfo(io.BytesIO(bundle.data), tar_path)
-        finally:
-            sftp.close()
-        ssh.check(f"python3 - {shlex.quote(tar_path)} {shlex.quote(bundle_dir)}", "unpacking the code",
-                  stdin=EXTRACT.encode())
 
     def _storage(self, run_root: str) -> dict[str, str]:
         """Files between works: through an object store with presigned URLs where the cluster has one (aws),

@@ -8,7 +8,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lit.runtime.compute import CloudCompute
 from lit.runtime.errors import BadInput, InfrastructureError
@@ -222,8 +222,8 @@ class SSHProvider:
         return sorted(cluster.machines, key=lambda m: (m.gpus > 0, load.get(m.id, 0) / max(m.cpus, 1)))
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "") -> Optional[Lease]:
-        return Lease(cluster.name, machine)
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+        return Lease(cluster.name, machine)  # the user's host: nothing is made
 
     def claim(self, ssh: SSH, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:
         """On the host: lease the GPUs the work needs (None if they are taken by another work or run)."""

@@ -122,10 +122,6 @@ class SSH:
             chan.exec_command(command)
             return chan
 
-    def sftp(self) -> Any:
-        with mapped_errors(self.machine):
-            return self.client.open_sftp()
-
     def close(self) -> None:
         self.client.close()
 

@@ -632,6 +632,7 @@ class Orchestrator:
     def _shutdown(self) -> None:
         """End every agent: say bye, keep reading what they still send until their streams end (or a few
         seconds pass), then kill what is left."""
+        self.launcher.ending(self.reporter.progress)  # "machine stopped/terminated" lines are still shown
         live = [h for h in self.handles.values() if h.transport is not None]
         for handle in live:
             if handle.connected:
@@ -672,15 +673,14 @@ class Orchestrator:
         for thread in finals:
             thread.start()  # in parallel: each is a cloud API round trip
         for thread in finals:
-            thread.join()
+            while thread.is_alive() and not self._hurry:  # a second signal stops the waiting
+                thread.join(0.1)
         for handle in self.handles.values():
             if handle.log_file is not None:
                 handle.log_file.close()
                 handle.log_file = None
         self.transfers.close()
-        close = getattr(self.launcher, "close", None)
-        if close is not None:
-            close()
+        self.launcher.close(lambda: self._hurry)
         self.selector.close()
 
     def _drain(self, handle: WorkHandle) -> bool:
@@ -695,6 +695,8 @@ class Orchestrator:
                 for frame in handle.peer.feed(data):
                     if frame["t"] == "log":
                         self._on_log(handle, frame.get("stream", "stdout"), frame.get("line", ""))
+                    elif frame["t"] == "progress":
+                        self.reporter.progress(short_name(handle.name), str(frame.get("step", "")))
         except BlockingIOError:
             return True
         except (OSError, ProtocolError):

@@ -77,6 +77,14 @@ class Launcher(Protocol):
         """The work ended (final=False: it may be called again) or the app ended (final=True)."""
         ...
 
+    def ending(self, progress: Callable[[str, str], None]) -> None:
+        """The loop no longer reads the works' streams: machine progress (work, step) goes to `progress`."""
+        ...
+
+    def close(self, hurry: Optional[Callable[[], bool]] = None) -> None:
+        """The app ended, every work released: remove what is left; stop waiting once hurry() is true."""
+        ...
+
 
 class ProcessTransport:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
@@ -290,7 +298,10 @@ class LocalLauncher:
     def release(self, work_name: str, final: bool) -> None:
         return None
 
-    def close(self) -> None:
+    def ending(self, progress: Callable[[str, str], None]) -> None:
+        return None  # local works have no machines to report on
+
+    def close(self, hurry: Optional[Callable[[], bool]] = None) -> None:
         if self.forkserver is not None:
             self.forkserver.close()
             self.forkserver = None

@@ -2,13 +2,17 @@
 
 lit registers these when LIT_BOTO_HOOKS=tests.aws_hooks:register; the faults come from LIT_TEST_AWS_FAULTS
 (JSON): {"capacity": [{"type": "g5.xlarge", "subnet": "subnet-..." | "*"}],
-         "quota": {"L-DB2E81BA": 0}, "start_capacity": true}
+         "quota": {"L-DB2E81BA": 0}, "start_capacity": true, "slow_boot": 3.0}
+
+slow_boot: every DescribeInstances of given instance ids (how lit waits for a new instance to run) takes that many
+seconds more, as if the instance were still pending: a window in which the instance exists but is not ready.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 
@@ -50,7 +54,12 @@ def register(events: Any) -> None:
     def remember_quota(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["lit_quota_code"] = params.get("QuotaCode", "")
 
+    def slow_boot(params: dict[str, Any], **_: Any) -> None:
+        if faults.get("slow_boot") and params.get("InstanceIds"):
+            time.sleep(float(faults["slow_boot"]))
+
     events.register("before-parameter-build.ec2.RunInstances", decide_run)
+    events.register("before-parameter-build.ec2.DescribeInstances", slow_boot)
     events.register("before-call.ec2.RunInstances", short_circuit)
     events.register("before-parameter-build.ec2.StartInstances", decide_start)
     events.register("before-call.ec2.StartInstances", short_circuit)

@@ -19,14 +19,15 @@ def require(reason: Optional[str], what: str) -> None:
         pytest.skip(reason)
 
 
-def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> list[str]:
-    """Read the process's stdout until a line contains `text`; the lines read so far."""
-    assert proc.stdout is not None
+def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60, stream: str = "stdout") -> list[str]:
+    """Read the process's stdout (or stderr) until a line contains `text`; the lines read so far."""
+    pipe = proc.stdout if stream == "stdout" else proc.stderr
+    assert pipe is not None
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if select.select([proc.stdout], [], [], 0.2)[0]:
-            line = proc.stdout.readline()
+        if select.select([pipe], [], [], 0.2)[0]:
+            line = pipe.readline()
             if not line:
                 break
             seen.append(line)

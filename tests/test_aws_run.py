@@ -77,9 +77,10 @@ class Lit:
         return subprocess.run(self.argv("run", *args), capture_output=True, text=True, env=env, cwd=self.tmp,
                               timeout=timeout)
 
-    def start(self, *args: str) -> subprocess.Popen[str]:
+    def start(self, *args: str, faults: dict[str, Any] | None = None) -> subprocess.Popen[str]:
+        env = {**self.env, "LIT_TEST_AWS_FAULTS": json.dumps(faults or {})}
         proc = subprocess.Popen(self.argv("run", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env, cwd=self.tmp, start_new_session=True)
+                                env=env, cwd=self.tmp, start_new_session=True)
         self.procs.append(proc)
         return proc
 
@@ -114,7 +115,8 @@ def test_hello_app_each_work_on_its_own_instance_all_terminated_at_the_end(lit: 
     types = {work_of(i): i["InstanceType"] for i in ran}
     assert types == {"root.work_A": "m6i.large", "root.work_B": "g5.xlarge"}
     assert not instances(ec2)  # terminated at app end
-    for line in ("requested g5.xlarge in", "SSH ready", "agent up on", "done: releasing its machine"):
+    for line in ("requested g5.xlarge in", "SSH ready", "agent up on", "done: releasing its machine",
+                 "work_A | machine terminated", "work_B | machine stopped", "work_B | machine terminated"):
         assert line in result.stderr
     assert "g5.xlarge" in result.stderr and "$" in result.stderr  # the summary's instance type and cost
 
@@ -167,6 +169,22 @@ def test_gpu_instance_stopped_when_its_work_is_done_and_started_again(lit: Lit, 
     assert f"starting {gpu[0]['InstanceId']} again" in err
 
 
+def test_idle_timeout_stops_a_cpu_instance_that_long_after_its_work(lit: Lit, ec2: Any, home: Path) -> None:
+    idle = 4.0
+    proc = lit.start(str(APPS / "gpu_twice_app.py"), "--cloud", "gpus", "--env", "WAIT=10", "--env",
+                     "TRAIN_COMPUTE=cpu", "--env", f"IDLE={idle}", "--name", "idle-cpu")
+    wait_line(proc, "cpu work waiting")
+    assert [i for i in instances(ec2, ("running",)) if work_of(i) == "root.train"], "stopped before its idle timeout"
+    wait_for(lambda: [i for i in instances(ec2, ("stopped",)) if work_of(i) == "root.train"], 15,
+             "the idle CPU instance to stop while the other work runs")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    record = json.loads((home / "runs" / "idle-cpu" / "run.json").read_text())
+    train = next(w for w in record["works"] if w["name"] == "train")
+    asked = train["machine_stops"][0][0]
+    assert asked - train["finished_at"] >= idle - 0.5, (asked, train["finished_at"])
+
+
 def test_capacity_failover_next_az_then_next_type(lit: Lit, ec2: Any, home: Path) -> None:
     subnets = json.loads((home / "clusters" / "gpus" / "cluster.json").read_text())["settings"]["outputs"]["subnet_ids"]
     faults = {"capacity": [{"type": "g5.xlarge", "subnet": subnets[0]}]}
@@ -205,6 +223,41 @@ def test_ctrl_c_terminates_every_instance(lit: Lit, ec2: Any) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert not instances(ec2)
+
+
+def test_ctrl_c_while_an_instance_boots_terminates_it_before_lit_exits(lit: Lit, ec2: Any) -> None:
+    """The instance exists (RunInstances answered) but is not ready yet when Ctrl-C comes: lit waits for it and
+    terminates it; nothing is left for the orphan timeout, since no agent ever ran there."""
+    proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=60", "--env", "COMPUTE=cpu",
+                     faults={"slow_boot": 2.0})
+    wait_line(proc, "requested ", stream="stderr")
+    wait_for(lambda: instances(ec2, ("pending", "running")), 20, "the instance to exist")
+    [instance_id] = [i["InstanceId"] for i in instances(ec2, ("pending", "running"))]
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert [i["InstanceId"] for i in instances(ec2, ("terminated",))].count(instance_id) == 1, err
+    assert not instances(ec2, ("pending", "running")), err
+    assert "still up" not in err
+
+
+def test_a_second_ctrl_c_stops_waiting_and_names_what_is_still_up(lit: Lit, ec2: Any) -> None:
+    proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=60", "--env", "COMPUTE=cpu",
+                     faults={"slow_boot": 30.0})
+    wait_line(proc, "requested ", stream="stderr")
+    wait_for(lambda: instances(ec2, ("pending", "running")), 20, "the instance to exist")
+    [instance_id] = [i["InstanceId"] for i in instances(ec2, ("pending", "running"))]
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.5)  # lit is waiting for the booting instance (each look at it takes 30 s here)
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert time.monotonic() - started < 10, err  # it stopped waiting
+    assert proc.returncode == 130, err
+    line = next(x for x in err.splitlines() if x.startswith("still up: "))
+    assert instance_id in line and "lit delete cluster gpus --yes" in line
+    assert f"aws ec2 terminate-instances --instance-ids {instance_id}" in line
+    ec2.terminate_instances(InstanceIds=[instance_id])  # what the user would do with the command shown
 
 
 def test_lit_killed_every_instance_stops_by_itself_within_the_orphan_timeout(lit: Lit, ec2: Any) -> None:

@@ -301,7 +301,7 @@ def aws_home(cloud: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-AGENT_ENV = ("for p in $(pgrep -f 'lit[.]runtime[.]agent detached'); do echo \"== $p\"; "
+AGENT_ENV = ("for p in $(pgrep -f '^[^ ]*python[^ ]* -m lit[.]runtime[.]agent detached'); do echo \"== $p\"; "
              "tr '\\0' '\\n' < /proc/$p/environ; done; test -e /root/.aws && echo HAS_DOT_AWS; true")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lit.runtime.compute import CloudCompute
 from lit.runtime.errors import InfrastructureError
@@ -152,11 +152,12 @@ class AWSProvider:
         return [Machine(f"ec2:new:{compute.name}", "", self.ssh_user(compute.gpus))]  # made on demand
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "") -> Optional[Lease]:
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+        told = made or (lambda lease: None)
         stopped = self._stopped_instance(cluster, app, work)
         if stopped is not None:
-            return self._restart(cluster, compute, stopped, progress)
-        return self._launch(cluster, compute, run_id, app, work, progress)
+            return self._restart(cluster, compute, stopped, progress, told)
+        return self._launch(cluster, compute, run_id, app, work, progress, told)
 
     def _stopped_instance(self, cluster: Cluster, app: str, work: str) -> Optional[dict[str, Any]]:
         ec2 = self.session(cluster).client("ec2")
@@ -169,7 +170,7 @@ class AWSProvider:
         return instances[0] if instances else None
 
     def _restart(self, cluster: Cluster, compute: CloudCompute, instance: dict[str, Any],
-                 progress: Progress) -> Lease:
+                 progress: Progress, made: Callable[[Lease], None]) -> Lease:
         """Start a stopped instance of this work again. A capacity error fails the work: the machine (and its
         disk) is not silently replaced."""
         ec2 = self.session(cluster).client("ec2", fail_fast=True)
@@ -181,10 +182,11 @@ class AWSProvider:
                                                         WaiterConfig={"Delay": 1, "MaxAttempts": 300})
         with mapped_errors(f"starting {instance_id}"):
             ec2.start_instances(InstanceIds=[instance_id])
+        made(self._lease(cluster, compute, instance_id, instance["InstanceType"]))
         return self._running_lease(cluster, compute, instance_id, instance["InstanceType"], progress)
 
     def _launch(self, cluster: Cluster, compute: CloudCompute, run_id: str, app: str, work: str,
-                progress: Progress) -> Lease:
+                progress: Progress, made: Callable[[Lease], None]) -> Lease:
         import botocore.exceptions
 
         outputs = cluster.settings["outputs"]
@@ -232,6 +234,7 @@ class AWSProvider:
                         raise
                 instance_id = launched["Instances"][0]["InstanceId"]
                 self._pin(cluster, instance_id, host_public)
+                made(self._lease(cluster, compute, instance_id, itype.name))
                 return self._running_lease(cluster, compute, instance_id, itype.name, progress)
         raise InfrastructureError(f"no capacity for CloudCompute({compute.name!r}); tried: {'; '.join(tried)}")
 
@@ -274,12 +277,16 @@ class AWSProvider:
         parts = key_line.split()
         store.write_private(path, f"{address} {parts[-2]} {parts[-1]}\n")
         progress(f"running: {instance_id} ({itype_name}) at {address}")
+        return self._lease(cluster, compute, instance_id, itype_name, address)
+
+    def _lease(self, cluster: Cluster, compute: CloudCompute, instance_id: str, itype_name: str,
+               address: str = "") -> Lease:
         itype = next((t for t in catalog.types_for(compute.name) if t.name == itype_name), None)
         machine = Machine(instance_id, address, self.ssh_user(compute.gpus), 22,
                           itype.vcpus if itype else 0, int((itype.memory_gib if itype else 0) * 1024),
                           compute.gpus, "running", "python3")
-        return Lease(cluster.name, machine, tuple(range(compute.gpus)), None, str(path), itype_name,
-                     itype.price_per_hour if itype else 0.0)
+        return Lease(cluster.name, machine, tuple(range(compute.gpus)), None,
+                     str(self.known_hosts(cluster, instance_id)), itype_name, itype.price_per_hour if itype else 0.0)
 
     def claim(self, ssh: Any, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:
         """Connected with the host key from the user data: replace it over this verified connection (that copy

@@ -1,5 +1,6 @@
 # A GPU work, then a CPU work, then the GPU work again (new arguments): the GPU machine is stopped while the
-# CPU work runs, and started again for the second call.
+# CPU work runs, and started again for the second call. TRAIN_COMPUTE and IDLE (seconds) change the first work's
+# machine and its CloudCompute(idle_timeout=...).
 import os
 import time
 
@@ -8,7 +9,9 @@ import lit as L
 
 class Train(L.LightningWork):
     def __init__(self) -> None:
-        super().__init__(cloud_compute=L.CloudCompute("gpu"))
+        idle = os.environ.get("IDLE")
+        super().__init__(cloud_compute=L.CloudCompute(os.environ.get("TRAIN_COMPUTE", "gpu"),
+                                                      idle_timeout=float(idle) if idle else None))
         self.epochs_done = 0
 
     def run(self, epochs: int) -> None:

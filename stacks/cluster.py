@@ -12,12 +12,12 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from . import VPC_CIDR
 from .identity import Identity, IdentityArgs
 from .network import Network, NetworkArgs
 from .security import Security, SecurityArgs
 from .storage import Storage, StorageArgs
 
-VPC_CIDR = "10.77.0.0/16"
 MIN_AZS = 2
 MAX_AZS = 3
 

@@ -207,3 +207,15 @@ def test_terminate_removes_the_host(instance: dict[str, Any], ec2: Any, cloud: F
     assert host.pids() == []
     assert not host.dir.exists()
     assert not Path(f"/sys/class/net/{host.peer}").exists()
+
+
+def test_addresses_of_lit_vpcs_without_a_host_never_leave_this_machine(cloud: FakeCloud) -> None:
+    """lit connects as soon as moto says an instance runs, maybe before its host is up: such a packet fails here
+    (unreachable) instead of going out by the default route."""
+    from lit.stacks import VPC_CIDR
+
+    probe = VPC_CIDR.replace("0.0/16", "250.250")  # no subnet of the stack, no host: only the guard covers it
+    shown = subprocess.run(["ip", "route", "get", probe], capture_output=True, text=True)
+    assert shown.returncode != 0 and "no route to host" in shown.stderr.lower(), (shown.stdout, shown.stderr)
+    routes = subprocess.run(["ip", "route", "show", "type", "unreachable"], capture_output=True, text=True).stdout
+    assert VPC_CIDR in routes

@@ -1160,6 +1160,7 @@ class TestBed:
         # A bed attached to another bed's bridge (TestBed.attach) neither makes nor removes the bridge.
         self.owns_bridge = True
         self.bridge_routes: list[str] = []  # CIDRs routed to the bridge by add_bridge_route()
+        self.unreachable_routes: list[str] = []  # CIDRs made unreachable by add_unreachable_route()
         self.next_index = 1
         self._state_lock = threading.RLock()
         self._watchers: list[tuple[Host, Callable[[Host, str], None], list[int]]] = []
@@ -1583,13 +1584,33 @@ class TestBed:
         with _global_lock():
             if cidr in self.bridge_routes:
                 return
+            ours = {*self.bridge_routes, *self.unreachable_routes}
             for used in _used_networks():
-                if str(used) not in self.bridge_routes and net.overlaps(used):
+                if str(used) not in ours and net.overlaps(used):
                     raise TestBedError(f"cannot route {cidr} to the bridge: this machine uses {used} already")
             with self._state_lock:
                 self.bridge_routes.append(cidr)
             self._save_state()
             _run(["ip", "route", "add", cidr, "dev", self.bridge, "src", self.bridge_address])
+
+    def add_unreachable_route(self, cidr: str) -> None:
+        """Make cidr unreachable on this machine, below any more specific route (add_bridge_route's): a packet to
+        an address of it that no host has (yet) fails at once here instead of leaving by the default route.
+
+        Refuses a network this machine uses already; removed by down().
+        """
+        net = ipaddress.ip_network(cidr, strict=False)
+        cidr = str(net)
+        with _global_lock():
+            if cidr in self.unreachable_routes:
+                return
+            for used in _used_networks():
+                if net.overlaps(used):
+                    raise TestBedError(f"cannot make {cidr} unreachable: this machine uses {used} already")
+            with self._state_lock:
+                self.unreachable_routes.append(cidr)
+            self._save_state()
+            _run(["ip", "route", "add", "unreachable", cidr])
 
     def remove_bridge_route(self, cidr: str) -> None:
         cidr = str(ipaddress.ip_network(cidr, strict=False))
@@ -1728,6 +1749,7 @@ class TestBed:
             "hosts": [h._to_state() for h in self.hosts],
             "owns_bridge": self.owns_bridge,
             "bridge_routes": self.bridge_routes,
+            "unreachable_routes": self.unreachable_routes,
             "next_index": max([self.next_index, *(h.index + 1 for h in self.hosts)]),
         }
 
@@ -1758,6 +1780,7 @@ class TestBed:
         bed.hosts = [Host._from_state(bed, d) for d in st.get("hosts", [])]
         bed.owns_bridge = st.get("owns_bridge", True)
         bed.bridge_routes = list(st.get("bridge_routes", []))
+        bed.unreachable_routes = list(st.get("unreachable_routes", []))
         bed.next_index = st.get("next_index", len(bed.hosts) + 1)
         return bed
 
@@ -1813,6 +1836,8 @@ class TestBed:
             raise TestBedError("test bed down could not stop: " + "; ".join(problems))
         # 2. Routes and neighbour entries this bed put on a bridge it shares, namespaces (their veth ends
         #    go with them), then links.
+        for cidr in self.unreachable_routes:
+            _run(["ip", "route", "del", "unreachable", cidr], check=False)
         if _link_exists(self.bridge):
             for cidr in list(self.bridge_routes):
                 _run(["ip", "route", "del", cidr, "dev", self.bridge], check=False)

@@ -381,10 +381,16 @@ class Reconciler:
         self.log(f"{iid}: host rebooted")
 
 
-def start(bed_dir: Path, instances_dir: Path, log_path: Path) -> Reconciler:
-    """Attach a bed to the bridge of the bed in bed_dir (its record in instances_dir) and start reconciling."""
+def start(bed_dir: Path, instances_dir: Path, log_path: Path, guard: Optional[str] = None) -> Reconciler:
+    """Attach a bed to the bridge of the bed in bed_dir (its record in instances_dir) and start reconciling.
+
+    guard: the CIDR lit's stack gives its VPCs, made unreachable on this machine before moto answers: lit connects
+    to an instance as soon as moto says it runs, and until its host is up (and routed to the bridge) no packet to
+    its address may leave this machine by the default route."""
     main_bed = TestBed.load(bed_dir)
     bed = TestBed.attach(main_bed, instances_dir)
+    if guard:
+        bed.add_unreachable_route(guard)
     log = open(log_path, "a", buffering=1)  # open for the life of the process
     reconciler = Reconciler(bed, log)
     reconciler.start()

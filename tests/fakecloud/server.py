@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+from lit.stacks import VPC_CIDR
 from tests.testbed import Host, TestBed, _proc_start, _same_process, require_root_and_sshd
 
 from .amis import write_amis_file
@@ -277,7 +278,7 @@ class FakeCloud:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.fakecloud.motod", "--bed-dir", str(self.bed_dir),
                  "--instances-dir", str(self.instances_dir), "--log", str(self.reconciler_log_path),
-                 "--", "-H", self.address, "-p", str(self.port)],
+                 "--guard", VPC_CIDR, "--", "-H", self.address, "-p", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.base_dir),
                 start_new_session=True)
         self.moto_pid, self.moto_start = self._proc.pid, _proc_start(self._proc.pid)

@@ -34,12 +34,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.add_argument("--dir", default=None, help="state directory (default $LIT_FAKECLOUD_DIR or /tmp/lit-fakecloud)")
     up = sub.choices["up"]
     up.add_argument("--region", default="us-east-1")
+    up.add_argument("--boot", type=float, default=0.0, help="seconds each instance takes to boot (default 0)")
     args = ap.parse_args(argv)
     d = Path(args.dir) if args.dir else default_dir()
     try:
         if args.cmd == "up":
             t0 = time.monotonic()
-            cloud = FakeCloud.up(d, region=args.region, auto_down=False)
+            cloud = FakeCloud.up(d, region=args.region, auto_down=False, boot=args.boot)
             sys.stdout.write(exports(cloud))
             print(f"# fake cloud: moto on {cloud.endpoint} (pid {cloud.moto_pid}), up in {time.monotonic() - t0:.1f}s;"
                   f" take it down: python -m tests.fakecloud down --dir {d}", file=sys.stderr)

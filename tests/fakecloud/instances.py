@@ -3,7 +3,8 @@
 It runs as a thread of the fake cloud's moto process (motod.py) and reads moto's backends directly, every
 POLL seconds, across every account and region:
 
-* instance ``running`` (or ``pending``) and no host: a host named after the instance id, at the instance's
+* instance ``running`` (or ``pending``) and no host: (after ``boot`` seconds, default 0, as a boot takes time)
+  a host named after the instance id, at the instance's
   private address (prefix of its subnet, on-link route to its VPC's CIDR and to the bridge's subnet, no default
   route), hostname ``ip-10-77-0-4``. This machine reaches it through a route for the subnet on the bridge
   (``ip route add <subnet> dev <bridge> src <bridge address>``), added only if no address or route of the
@@ -128,10 +129,12 @@ def power_action(cmd: str, now: Optional[datetime] = None) -> Optional[tuple[str
 class Reconciler:
     """Keeps the attached bed's hosts in step with moto's instances (see the module docstring)."""
 
-    def __init__(self, bed: TestBed, log: TextIO, poll: float = POLL) -> None:
+    def __init__(self, bed: TestBed, log: TextIO, poll: float = POLL, boot: float = 0.0) -> None:
         self.bed = bed
         self.log_file = log
         self.poll = poll
+        self.boot = boot  # seconds an instance takes to boot: its host comes up (or on) that long after it runs
+        self.booting: dict[str, float] = {}  # instance id -> when it was first seen up without a live host
         self.instances: dict[str, Instance] = {}  # last seen in moto
         self.busy: set[str] = set()
         self.failed: dict[str, float] = {}  # instance id -> when to try again
@@ -232,15 +235,21 @@ class Reconciler:
                     else:
                         self.scheduled.pop(iid, None)
                 elif inst.state in UP_STATES:
+                    booted = now - self.booting.setdefault(iid, now) >= self.boot
                     if host is None:
-                        if self.failed.get(iid, 0.0) <= now and inst.address:
+                        if self.failed.get(iid, 0.0) <= now and inst.address and booted:
                             job = self._create
                     elif not host.powered_on:
-                        job = self._power_on
+                        if booted:
+                            job = self._power_on
+                    else:
+                        self.booting.pop(iid, None)
                 elif inst.state in DOWN_STATES and host is not None and host.powered_on:
                     job = self._power_off
                 if job is None and iid in self.scheduled and self.scheduled[iid][0] <= now:
                     job = self._scheduled
+                if inst is None or inst.state not in UP_STATES:
+                    self.booting.pop(iid, None)
                 if job is not None:
                     self.busy.add(iid)
                     self._pool.submit(self._job, job, iid)
@@ -381,17 +390,19 @@ class Reconciler:
         self.log(f"{iid}: host rebooted")
 
 
-def start(bed_dir: Path, instances_dir: Path, log_path: Path, guard: Optional[str] = None) -> Reconciler:
+def start(bed_dir: Path, instances_dir: Path, log_path: Path, guard: Optional[str] = None,
+          boot: float = 0.0) -> Reconciler:
     """Attach a bed to the bridge of the bed in bed_dir (its record in instances_dir) and start reconciling.
 
     guard: the CIDR lit's stack gives its VPCs, made unreachable on this machine before moto answers: lit connects
     to an instance as soon as moto says it runs, and until its host is up (and routed to the bridge) no packet to
-    its address may leave this machine by the default route."""
+    its address may leave this machine by the default route. boot: seconds each instance takes to boot (0: its
+    host is made as soon as the reconciler sees it; EC2 takes tens of seconds)."""
     main_bed = TestBed.load(bed_dir)
     bed = TestBed.attach(main_bed, instances_dir)
     if guard:
         bed.add_unreachable_route(guard)
     log = open(log_path, "a", buffering=1)  # open for the life of the process
-    reconciler = Reconciler(bed, log)
+    reconciler = Reconciler(bed, log, boot=boot)
     reconciler.start()
     return reconciler

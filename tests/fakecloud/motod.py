@@ -1,6 +1,7 @@
 """The fake cloud's moto process: moto's server, plus the reconciler (instances.py) as a thread of it.
 
-    python -m tests.fakecloud.motod --bed-dir DIR --instances-dir DIR --log FILE [--guard CIDR] -- -H ADDRESS -p PORT
+    python -m tests.fakecloud.motod --bed-dir DIR --instances-dir DIR --log FILE [--guard CIDR] [--boot S] \
+        -- -H ADDRESS -p PORT
 
 The reconciler reads moto's backends in this process (all accounts and regions) and drives the test bed's
 hosts; killing this process stops both (FakeCloud.down then takes the instances' hosts down from their record).
@@ -38,6 +39,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--instances-dir", required=True, help="where the instances' hosts are recorded")
     ap.add_argument("--log", required=True, help="the reconciler's log")
     ap.add_argument("--guard", default=None, help="a CIDR no packet may leave this machine for (lit's VPCs)")
+    ap.add_argument("--boot", type=float, default=0.0, help="seconds an instance takes to boot (default 0)")
     ap.add_argument("moto_args", nargs=argparse.REMAINDER, help="-- then moto.server's arguments")
     args = ap.parse_args(argv)
     moto_args = [a for a in args.moto_args if a != "--"] if args.moto_args[:1] == ["--"] else args.moto_args
@@ -46,7 +48,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     from .instances import start
 
-    start(Path(args.bed_dir), Path(args.instances_dir), Path(args.log), guard=args.guard)
+    start(Path(args.bed_dir), Path(args.instances_dir), Path(args.log), guard=args.guard, boot=args.boot)
     server.main(list(moto_args))
 
 

@@ -78,6 +78,7 @@ class FakeCloud:
         self.base_dir = base_dir
         self.owns_dir = owns_dir
         self.region = DEFAULT_REGION
+        self.boot = 0.0  # seconds each instance takes to boot
         self.address = ""
         self.port = 0
         self.moto_pid: Optional[int] = None
@@ -227,11 +228,12 @@ class FakeCloud:
     # ----- up
     @classmethod
     def up(cls, base_dir: str | os.PathLike[str] | None = None, *, region: str = DEFAULT_REGION,
-           auto_down: bool = True, timeout: float = 60.0) -> FakeCloud:
+           auto_down: bool = True, timeout: float = 60.0, boot: float = 0.0) -> FakeCloud:
         """Bring up a bridge (a one-host test bed) and moto on the bridge's address; return once moto answers.
 
         base_dir None: a new <tmp>/lit-fakecloud-XXXX (removed by down()). auto_down: take it down when this
-        Python process exits, if nobody did.
+        Python process exits, if nobody did. boot: seconds each instance takes to boot (its host comes up that
+        long after moto runs it; default 0).
         """
         reason = requirement()
         if reason:
@@ -247,6 +249,7 @@ class FakeCloud:
             path.mkdir(parents=True, exist_ok=True)
         cloud = cls(path, owns)
         cloud.region = region
+        cloud.boot = boot
         try:
             cloud._bring_up(timeout)
         except BaseException:
@@ -278,7 +281,7 @@ class FakeCloud:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.fakecloud.motod", "--bed-dir", str(self.bed_dir),
                  "--instances-dir", str(self.instances_dir), "--log", str(self.reconciler_log_path),
-                 "--guard", VPC_CIDR, "--", "-H", self.address, "-p", str(self.port)],
+                 "--guard", VPC_CIDR, "--boot", str(self.boot), "--", "-H", self.address, "-p", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.base_dir),
                 start_new_session=True)
         self.moto_pid, self.moto_start = self._proc.pid, _proc_start(self._proc.pid)

@@ -225,14 +225,20 @@ def test_ctrl_c_terminates_every_instance(lit: Lit, ec2: Any) -> None:
     assert not instances(ec2)
 
 
-def test_ctrl_c_while_an_instance_boots_terminates_it_before_lit_exits(lit: Lit, ec2: Any) -> None:
-    """The instance exists (RunInstances answered) but is not ready yet when Ctrl-C comes: lit waits for it and
-    terminates it; nothing is left for the orphan timeout, since no agent ever ran there."""
+def start_booting(lit: Lit, ec2: Any, boot: float) -> tuple[subprocess.Popen[str], str]:
+    """A run whose one instance exists but, for `boot` seconds, looks not ready to lit; its instance id."""
     proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=60", "--env", "COMPUTE=cpu",
-                     faults={"slow_boot": 2.0})
+                     faults={"slow_boot": boot})
     wait_line(proc, "requested ", stream="stderr")
     wait_for(lambda: instances(ec2, ("pending", "running")), 20, "the instance to exist")
     [instance_id] = [i["InstanceId"] for i in instances(ec2, ("pending", "running"))]
+    return proc, instance_id
+
+
+def test_ctrl_c_while_an_instance_boots_terminates_it_before_lit_exits(lit: Lit, ec2: Any) -> None:
+    """The instance exists (RunInstances answered) but is not ready yet when Ctrl-C comes: lit waits for it and
+    terminates it; nothing is left for the orphan timeout, since no agent ever ran there."""
+    proc, instance_id = start_booting(lit, ec2, boot=2.0)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -242,11 +248,7 @@ def test_ctrl_c_while_an_instance_boots_terminates_it_before_lit_exits(lit: Lit,
 
 
 def test_a_second_ctrl_c_stops_waiting_and_names_what_is_still_up(lit: Lit, ec2: Any) -> None:
-    proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=60", "--env", "COMPUTE=cpu",
-                     faults={"slow_boot": 30.0})
-    wait_line(proc, "requested ", stream="stderr")
-    wait_for(lambda: instances(ec2, ("pending", "running")), 20, "the instance to exist")
-    [instance_id] = [i["InstanceId"] for i in instances(ec2, ("pending", "running"))]
+    proc, instance_id = start_booting(lit, ec2, boot=30.0)
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.5)  # lit is waiting for the booting instance (each look at it takes 30 s here)
     started = time.monotonic()

@@ -200,9 +200,18 @@ def test_command_line_up_status_down(tmp_path: Path) -> None:
         return subprocess.run([sys.executable, "-m", "tests.fakecloud", *args], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=60)
 
+    def guards() -> int:  # the fake clouds' unreachable routes over lit's VPC range (another cloud may be up)
+        from lit.stacks import VPC_CIDR
+
+        shown = subprocess.run(["ip", "-j", "route", "show", "type", "unreachable", VPC_CIDR], capture_output=True,
+                               text=True, check=True).stdout
+        return len(json.loads(shown or "[]"))
+
+    before = guards()
     up = run("up")
     try:
         assert up.returncode == 0, up.stderr
+        assert guards() == before + 1  # its own, beside any other cloud's
         exports = dict(line[len("export "):].split("=", 1) for line in up.stdout.splitlines())
         assert exports["LIT_STACK_ENGINE"] == "tests.fakecloud.engine:MotoEngine"
         assert exports["AWS_ENDPOINT_URL"].startswith("http://10.")
@@ -213,5 +222,6 @@ def test_command_line_up_status_down(tmp_path: Path) -> None:
     finally:
         down = run("down")
     assert down.returncode == 0, down.stderr
+    assert guards() == before  # only its own is gone
     assert not (tmp_path / "cloud" / "state.json").exists()
     assert not _same_process(recorded["moto_pid"], recorded["moto_start"])

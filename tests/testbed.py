@@ -448,7 +448,9 @@ def _netns_list() -> set[str]:
     return {line.split()[0] for line in p.stdout.splitlines() if line.strip()}
 
 
-def _used_networks() -> list[ipaddress.IPv4Network]:
+def _used_networks(guards: bool = True) -> list[ipaddress.IPv4Network]:
+    """The networks of this machine's addresses and routes (guards=False: leaving out `unreachable` routes, which
+    only keep packets in; fake clouds put them over the range their instances get)."""
     nets: list[ipaddress.IPv4Network] = []
     for link in json.loads(_run(["ip", "-4", "-j", "addr"]).stdout or "[]"):
         for ai in link.get("addr_info", []):
@@ -456,7 +458,7 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
                 nets.append(ipaddress.ip_interface(f"{ai['local']}/{ai['prefixlen']}").network)
     for r in json.loads(_run(["ip", "-4", "-j", "route", "show", "table", "all"]).stdout or "[]"):
         dst = r.get("dst", "")
-        if not dst or dst == "default":
+        if not dst or dst == "default" or (not guards and r.get("type") == "unreachable"):
             continue
         with contextlib.suppress(ValueError):
             net = ipaddress.ip_network(dst, strict=False)
@@ -1160,7 +1162,7 @@ class TestBed:
         # A bed attached to another bed's bridge (TestBed.attach) neither makes nor removes the bridge.
         self.owns_bridge = True
         self.bridge_routes: list[str] = []  # CIDRs routed to the bridge by add_bridge_route()
-        self.unreachable_routes: list[str] = []  # CIDRs made unreachable by add_unreachable_route()
+        self.unreachable_routes: list[tuple[str, int]] = []  # (CIDR, metric) of add_unreachable_route()
         self.next_index = 1
         self._state_lock = threading.RLock()
         self._watchers: list[tuple[Host, Callable[[Host, str], None], list[int]]] = []
@@ -1584,9 +1586,8 @@ class TestBed:
         with _global_lock():
             if cidr in self.bridge_routes:
                 return
-            ours = {*self.bridge_routes, *self.unreachable_routes}
-            for used in _used_networks():
-                if str(used) not in ours and net.overlaps(used):
+            for used in _used_networks(guards=False):
+                if str(used) not in self.bridge_routes and net.overlaps(used):
                     raise TestBedError(f"cannot route {cidr} to the bridge: this machine uses {used} already")
             with self._state_lock:
                 self.bridge_routes.append(cidr)
@@ -1602,15 +1603,24 @@ class TestBed:
         net = ipaddress.ip_network(cidr, strict=False)
         cidr = str(net)
         with _global_lock():
-            if cidr in self.unreachable_routes:
+            if any(c == cidr for c, _ in self.unreachable_routes):
                 return
-            for used in _used_networks():
-                if net.overlaps(used):
+            for used in _used_networks(guards=False):
+                if str(used) not in self.bridge_routes and net.overlaps(used):
                     raise TestBedError(f"cannot make {cidr} unreachable: this machine uses {used} already")
+            # Other beds (other fake clouds) may guard the same range: each has its own metric, removes only its own.
+            shown = _run(["ip", "-4", "-j", "route", "show", "type", "unreachable", cidr]).stdout
+            taken = {int(r.get("metric", 0)) for r in json.loads(shown or "[]")}
+            try:
+                metric = 1 + int(self.prefix[-4:], 16)  # littbXXXX: unique among the beds up
+            except ValueError:
+                metric = 1
+            while metric in taken:
+                metric += 1
             with self._state_lock:
-                self.unreachable_routes.append(cidr)
+                self.unreachable_routes.append((cidr, metric))
             self._save_state()
-            _run(["ip", "route", "add", "unreachable", cidr])
+            _run(["ip", "route", "add", "unreachable", cidr, "metric", str(metric)])
 
     def remove_bridge_route(self, cidr: str) -> None:
         cidr = str(ipaddress.ip_network(cidr, strict=False))
@@ -1780,7 +1790,7 @@ class TestBed:
         bed.hosts = [Host._from_state(bed, d) for d in st.get("hosts", [])]
         bed.owns_bridge = st.get("owns_bridge", True)
         bed.bridge_routes = list(st.get("bridge_routes", []))
-        bed.unreachable_routes = list(st.get("unreachable_routes", []))
+        bed.unreachable_routes = [(str(c), int(m)) for c, m in st.get("unreachable_routes", [])]
         bed.next_index = st.get("next_index", len(bed.hosts) + 1)
         return bed
 
@@ -1836,8 +1846,8 @@ class TestBed:
             raise TestBedError("test bed down could not stop: " + "; ".join(problems))
         # 2. Routes and neighbour entries this bed put on a bridge it shares, namespaces (their veth ends
         #    go with them), then links.
-        for cidr in self.unreachable_routes:
-            _run(["ip", "route", "del", "unreachable", cidr], check=False)
+        for cidr, metric in self.unreachable_routes:
+            _run(["ip", "route", "del", "unreachable", cidr, "metric", str(metric)], check=False)
         if _link_exists(self.bridge):
             for cidr in list(self.bridge_routes):
                 _run(["ip", "route", "del", cidr, "dev", self.bridge], check=False)

@@ -547,9 +547,8 @@ class RemoteAgent(threading.Thread):
         """A booting instance: until its sshd answers with the pinned key. A wrong key is never accepted; while
         the machine boots (or its address still leads to its predecessor) lit waits, then names the error."""
         while True:
-            self._check_cancel()
+            self._check_cancel()  # each attempt is short (refused or unreachable at once): Ctrl-C is not held up
             try:
-                wait_for_ssh(machine, timeout=max(1.0, deadline - time.monotonic()))
                 return SSH(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
             except InfrastructureError:
                 if time.monotonic() > deadline:

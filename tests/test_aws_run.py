@@ -247,6 +247,27 @@ def test_ctrl_c_while_an_instance_boots_terminates_it_before_lit_exits(lit: Lit,
     assert "still up" not in err
 
 
+def test_ctrl_c_while_lit_waits_for_ssh_on_a_booting_instance(lit: Lit, ec2: Any, cloud: FakeCloud) -> None:
+    """The instance runs in moto but its sshd is not up yet (a 60 s boot): Ctrl-C ends lit at once and the
+    instance is terminated, not waited for."""
+    cloud.set_boot(60.0)
+    try:
+        proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=60", "--env", "COMPUTE=cpu")
+        wait_line(proc, "connecting to ", stream="stderr")
+        [instance_id] = [i["InstanceId"] for i in instances(ec2, ("pending", "running"))]
+        time.sleep(0.5)
+        asked = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        waited = time.monotonic() - asked
+    finally:
+        cloud.set_boot(0.0)
+    assert proc.returncode == 130, err
+    assert waited < 15, f"lit waited {waited:.1f} s for a machine that was still booting"
+    assert instance_id in [i["InstanceId"] for i in instances(ec2, ("terminated",))]
+    assert "still up" not in err
+
+
 def test_a_second_ctrl_c_stops_waiting_and_names_what_is_still_up(lit: Lit, ec2: Any) -> None:
     proc, instance_id = start_booting(lit, ec2, boot=30.0)
     os.killpg(proc.pid, signal.SIGINT)

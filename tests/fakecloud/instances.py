@@ -45,6 +45,7 @@ from tests.testbed import Host, TestBed, TestBedError
 from . import cloudinit
 
 POLL = 0.1
+BOOT_FILE = "boot_seconds"  # in the instances' bed folder: the boot time, if set while the cloud runs
 LOGIN_ALIASES = ("ubuntu",)
 RETRY_AFTER = 5.0
 UP_STATES = ("pending", "running")
@@ -134,6 +135,7 @@ class Reconciler:
         self.log_file = log
         self.poll = poll
         self.boot = boot  # seconds an instance takes to boot: its host comes up (or on) that long after it runs
+        self.boot_file = bed.base_dir / BOOT_FILE  # FakeCloud.set_boot() changes it while moto runs
         self.booting: dict[str, float] = {}  # instance id -> when it was first seen up without a live host
         self.instances: dict[str, Instance] = {}  # last seen in moto
         self.busy: set[str] = set()
@@ -219,6 +221,8 @@ class Reconciler:
             return {h.name: h for h in self.bed.hosts}
 
     def tick(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.boot = float(self.boot_file.read_text())
         snap = self.snapshot()
         now = time.monotonic()
         with self._lock:

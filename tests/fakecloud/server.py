@@ -162,6 +162,14 @@ class FakeCloud:
             return None
         return TestBed.load(self.instances_dir)
 
+    def set_boot(self, seconds: float) -> None:
+        """From now on each instance that starts takes `seconds` to boot (its host comes up that much later)."""
+        from .instances import BOOT_FILE
+
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        (self.instances_dir / BOOT_FILE).write_text(f"{seconds}\n")
+        self.boot = seconds
+
     def hosts_for_instances(self) -> dict[str, Host]:
         """instance id -> its host (address: the instance's private IP; name: the instance id), as recorded now.
 

@@ -201,16 +201,28 @@ class ClusterLauncher:
                                              ExpiresIn=900))
 
     def store_list(self, work_name: str, prefix: str) -> list[str]:
+        """The keys, as works name them ("drives/NAME/..."), of the objects that start with `prefix`."""
         s3, bucket = self._bucket(work_name)
-        base = self._object_key(prefix.rsplit("/", 1)[0] + "/") if "/" in prefix else ""
+        physical = self._object_key(prefix)
+        root = physical[:len(physical) - len(prefix)]  # what _object_key puts before a key ("runs/RUN/" or "")
         keys = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=self._object_key(prefix)):
-            keys += [o["Key"][len(base):] for o in page.get("Contents", [])]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=physical):
+            keys += [o["Key"][len(root):] for o in page.get("Contents", [])]
         return keys
 
     def store_delete(self, work_name: str, key: str) -> bool:
+        """Delete one object; False if there is none (S3's DeleteObject succeeds either way: asked first)."""
+        import botocore.exceptions
+
         s3, bucket = self._bucket(work_name)
-        s3.delete_object(Bucket=bucket, Key=self._object_key(key))
+        name = self._object_key(key)
+        try:
+            s3.head_object(Bucket=bucket, Key=name)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        s3.delete_object(Bucket=bucket, Key=name)
         return True
 
     def machine_report(self) -> dict[str, dict[str, Any]]:

@@ -148,7 +148,10 @@ class Drive:
         self._store().drive_get(self.name, _key(path), target)
 
     def list(self, prefix: str = "") -> list[str]:
-        return sorted(self._store().drive_list(self.name, prefix.lstrip("./")))
+        """The drive's keys that start with `prefix` ("" or "." for all)."""
+        while prefix.startswith("./"):
+            prefix = prefix[2:]
+        return sorted(self._store().drive_list(self.name, "" if prefix == "." else prefix.lstrip("/")))
 
     def delete(self, path: str) -> None:
         self._store().drive_delete(self.name, _key(path))

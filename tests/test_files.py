@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -79,14 +79,16 @@ def test_local_corrupt_store_copy_fails_the_receiver_clearly(run_lit: Any, lit_h
     assert "consumer failed" in line and "weights.bin" in line and "producer" in line and "corrupt" in line
 
 
-def _check_drive_observations(obs: Path, drive_dir: Path) -> None:
+def _check_drive_observations(obs: Path, drive_dir: Optional[Path]) -> None:
     seen = json.loads(obs.read_text())
     for me, other in (("w0", "w1"), ("w1", "w2"), ("w2", "w0")):
         assert seen[me]["listing"] == ["w0.txt", "w1.txt", "w2.txt"], seen
         assert seen[me]["got"] == f"written by {other}", seen
     assert seen["final"] == ["w0.txt", "w1.txt"], seen
-    assert sorted(p.name for p in drive_dir.iterdir() if not p.name.startswith(".")) == ["w0.txt", "w1.txt"]
-    assert (drive_dir / "w1.txt").read_text() == "written by w1"
+    assert seen["missing"] == "FileNotFoundError", seen  # deleting what is not there says so
+    if drive_dir is not None:
+        assert sorted(p.name for p in drive_dir.iterdir() if not p.name.startswith(".")) == ["w0.txt", "w1.txt"]
+        assert (drive_dir / "w1.txt").read_text() == "written by w1"
 
 
 def test_local_drive_shared_by_three_parallel_works(run_lit: Any, lit_home: Path, tmp_path: Path) -> None:
@@ -355,3 +357,31 @@ def test_aws_example_moves_the_model_through_presigned_urls_only(cloud: Any, aws
         assert any(x.startswith("PYTHONPATH=") and "/.lit/bundles/" in x for x in lines), (iid, lines)  # lit's agent
         assert not [x for x in lines if x.startswith("AWS_")], (iid, lines)
         assert "HAS_DOT_AWS" not in lines, iid
+
+
+def test_aws_drive_shared_by_three_parallel_works_lives_in_the_bucket(cloud: Any, aws_home: Path,
+                                                                      tmp_path: Path) -> None:
+    from tests.test_aws_run import EXTERNAL_ID, ROLE, Lit
+
+    session = cloud.session(ROLE, EXTERNAL_ID)
+    ec2, s3 = cloud.client(session, "ec2"), cloud.client(session, "s3")
+    obs = tmp_path / "drive.json"
+    result = Lit(cloud, aws_home, tmp_path).run(str(FILE_APPS / "drive_app.py"), "--cloud", "files", "--name",
+                                                "drive-aws", "--env", f"OBS={obs}")
+    left = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:lit:cluster", "Values": ["files"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
+        for i in r["Instances"]]
+    if left:
+        ec2.terminate_instances(InstanceIds=left)
+    assert result.returncode == 0, result.stderr
+    assert not left, f"instances left: {left}"
+    _check_drive_observations(obs, None)
+    assert not (aws_home / "drives").exists()  # not kept by lit: in the cluster's bucket
+    bucket = json.loads((aws_home / "clusters" / "files" / "cluster.json").read_text())["settings"]["outputs"]["bucket"]
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix="drives/shared/").get("Contents", [])
+    assert sorted(o["Key"] for o in listing) == ["drives/shared/w0.txt", "drives/shared/w1.txt"], listing
+    body = s3.get_object(Bucket=bucket, Key="drives/shared/w1.txt")["Body"].read()
+    assert body == b"written by w1"
+    for key in ("drives/shared/w0.txt", "drives/shared/w1.txt"):  # the next run of this module starts clean
+        s3.delete_object(Bucket=bucket, Key=key)

@@ -1,5 +1,5 @@
 # One Drive, three works running at once (parallel): each puts its own file, then each lists and gets another's,
-# then one deletes. The flow writes what the works saw to $OBS (JSON).
+# then one deletes (twice: the second time the file is gone). The flow writes what the works saw to $OBS (JSON).
 import json
 import os
 
@@ -17,6 +17,7 @@ class Sharer(L.LightningWork):
         self.listing: list = []
         self.got = ""
         self.final: list = []
+        self.missing = ""
 
     def run(self, phase: str) -> None:
         if phase == "put":
@@ -33,6 +34,10 @@ class Sharer(L.LightningWork):
         elif phase == "delete":
             self.drive.delete("w2.txt")
             self.final = self.drive.list()
+            try:
+                self.drive.delete("w2.txt")  # gone already
+            except FileNotFoundError as exc:
+                self.missing = type(exc).__name__
         self.phases = [*self.phases, phase]
         print(f"{self.me} did {phase}")
 
@@ -57,6 +62,7 @@ class Share(L.LightningFlow):
             return
         seen = {w.me: {"listing": w.listing, "got": w.got} for w in works}
         seen["final"] = self.w0.final
+        seen["missing"] = self.w0.missing
         with open(os.environ["OBS"], "w") as fh:
             json.dump(seen, fh)
         self.stop("shared")

@@ -359,6 +359,23 @@ def test_aws_example_moves_the_model_through_presigned_urls_only(cloud: Any, aws
         assert "HAS_DOT_AWS" not in lines, iid
 
 
+def test_aws_payload_attribute_to_run_argument_through_the_bucket(cloud: Any, aws_home: Path, tmp_path: Path) -> None:
+    from tests.test_aws_run import EXTERNAL_ID, ROLE, Lit
+
+    session = cloud.session(ROLE, EXTERNAL_ID)
+    ec2, s3 = cloud.client(session, "ec2"), cloud.client(session, "s3")
+    result = Lit(cloud, aws_home, tmp_path).run(str(FILE_APPS / "payload_app.py"), "--cloud", "files", "--name",
+                                                "payload-aws")
+    assert not [i for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:lit:cluster", "Values": ["files"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
+    assert result.returncode == 0, result.stderr
+    assert "payload weights [0.5, -1.25, 3.0, 42.0] total 44.25" in prefixed(result.stdout, "reader")
+    bucket = json.loads((aws_home / "clusters" / "files" / "cluster.json").read_text())["settings"]["outputs"]["bucket"]
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix="runs/payload-aws/artifacts/").get("Contents", [])
+    assert len(listing) == 1, listing  # the pickled payload, content-addressed, in the run's folder
+
+
 def test_aws_drive_shared_by_three_parallel_works_lives_in_the_bucket(cloud: Any, aws_home: Path,
                                                                       tmp_path: Path) -> None:
     from tests.test_aws_run import EXTERNAL_ID, ROLE, Lit

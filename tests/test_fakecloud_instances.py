@@ -155,7 +155,9 @@ def test_running_instance_is_a_host_with_the_user_data_keys(instance: dict[str, 
     done = ssh(instance, keys, "hostname; id -u; ip -4 route show default | wc -l")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ip-" + instance["ip"].replace(".", "-"), "0", "0"]
-    assert ssh(instance, keys, "id -u", user="ubuntu").stdout.strip() == "0"
+    # "ubuntu" is not root, as on Ubuntu's images, and may use sudo without a password
+    assert ssh(instance, keys, "id -un; echo $HOME; sudo -n id -u", user="ubuntu").stdout.split() == \
+        ["ubuntu", "/home/ubuntu", "0"]
     # no other key: not someone else's, not the bed's own
     assert ssh(instance, keys, "true", key=keys["other"]).returncode == 255
     assert cloud.bed is not None

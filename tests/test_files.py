@@ -304,7 +304,8 @@ def aws_home(cloud: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 AGENT_ENV = ("for p in $(pgrep -f '^[^ ]*python[^ ]* -m lit[.]runtime[.]agent detached'); do echo \"== $p\"; "
-             "tr '\\0' '\\n' < /proc/$p/environ; done; test -e /root/.aws && echo HAS_DOT_AWS; true")
+             "tr '\\0' '\\n' < /proc/$p/environ; done; for h in /root /home/*; do test -e $h/.aws && echo HAS_DOT_AWS; "
+             "done; true")
 
 
 def test_aws_example_moves_the_model_through_presigned_urls_only(cloud: Any, aws_home: Path, tmp_path: Path) -> None:
@@ -355,6 +356,7 @@ def test_aws_example_moves_the_model_through_presigned_urls_only(cloud: Any, aws
     assert len(seen) == 2, f"an agent was not seen on each work's instance during the run: {seen}"
     for iid, lines in seen.items():
         assert any(x.startswith("PYTHONPATH=") and "/.lit/bundles/" in x for x in lines), (iid, lines)  # lit's agent
+        assert "USER=ubuntu" in lines and "HOME=/home/ubuntu" in lines, (iid, lines)  # the image's user, not root
         assert not [x for x in lines if x.startswith("AWS_")], (iid, lines)
         assert "HAS_DOT_AWS" not in lines, iid
 

@@ -242,7 +242,9 @@ def setup():
     except OSError:
         lines = []
     aliases = cfg.get("login_aliases") or []
-    if any(l.startswith("root:!") for l in lines) or (aliases and lines):
+    users = cfg.get("sudo_users") or []
+    named = aliases + users
+    if any(l.startswith("root:!") for l in lines) or (named and lines):
         fixed = "/run/lit-testbed-bin/shadow"
         with open(fixed, "w") as f:
             for l in lines:
@@ -250,27 +252,70 @@ def setup():
                     parts = l.split(":")
                     parts[1] = "*"
                     l = ":".join(parts)
-                if l.split(":")[0] in aliases:
+                if l.split(":")[0] in named:
                     continue
                 f.write(l if l.endswith("\n") else l + "\n")
-            for a in aliases:
+            for a in named:
                 f.write("%s:*:19000:0:99999:7:::\n" % a)
         os.chmod(fixed, 0o640)
         mount(fixed, "/etc/shadow", None, MS_BIND)
-    # Login names that are root under another name (uid 0, home /root), e.g. a cloud image's "ubuntu".
-    if aliases:
+    # Login names that are root under another name (uid 0, home /root), and users that are not root but may
+    # use sudo (uid 1000 up, home /home/NAME), as a cloud image's "ubuntu".
+    ids = {}
+    if users:  # uids (and gids) 1000 up that this machine's own accounts do not use
+        taken = set()
+        for path in ("/etc/passwd", "/etc/group"):
+            with open(path) as f:
+                taken |= {int(l.split(":")[2]) for l in f if l.count(":") >= 3 and l.split(":")[2].isdigit()}
+        n = 1000
+        for u in users:
+            while n in taken:
+                n += 1
+            ids[u] = n
+            taken.add(n)
+    if named:
         with open("/etc/passwd") as f:
-            plines = [l for l in f.read().splitlines() if l.split(":")[0] not in aliases]
+            plines = [l for l in f.read().splitlines() if l.split(":")[0] not in named]
         plines += ["%s:x:0:0:%s (root, lit test bed):/root:/bin/bash" % (a, a) for a in aliases]
+        plines += ["%s:x:%d:%d:%s (sudo, lit test bed):/home/%s:/bin/bash" % (u, n, n, u, u) for u, n in ids.items()]
         fixed = "/run/lit-testbed-bin/passwd"
         with open(fixed, "w") as f:
             f.write("\n".join(plines) + "\n")
         os.chmod(fixed, 0o644)
         mount(fixed, "/etc/passwd", None, MS_BIND)
+    if users:
+        with open("/etc/group") as f:
+            glines = [l for l in f.read().splitlines() if l.split(":")[0] not in users]
+        glines += ["%s:x:%d:" % (u, n) for u, n in ids.items()]
+        fixed = "/run/lit-testbed-bin/group"
+        with open(fixed, "w") as f:
+            f.write("\n".join(glines) + "\n")
+        os.chmod(fixed, 0o644)
+        mount(fixed, "/etc/group", None, MS_BIND)
+        if os.path.isfile("/etc/sudoers"):  # this machine's, plus what cloud-init adds for a cloud image's user
+            with open("/etc/sudoers") as f:
+                rules = f.read()
+            fixed = "/run/lit-testbed-bin/sudoers"
+            with open(fixed, "w") as f:
+                f.write(rules + ("" if rules.endswith("\n") else "\n"))
+                f.writelines("%s ALL=(ALL) NOPASSWD:ALL\n" % u for u in users)
+            os.chmod(fixed, 0o440)
+            mount(fixed, "/etc/sudoers", None, MS_BIND)
+        with open("/etc/hosts") as f:  # sudo looks its host name up
+            hosts = f.read()
+        fixed = "/run/lit-testbed-bin/hosts"
+        with open(fixed, "w") as f:
+            f.write(hosts + ("" if hosts.endswith("\n") else "\n") + "127.0.1.1 %s\n" % cfg["hostname"])
+        os.chmod(fixed, 0o644)
+        mount(fixed, "/etc/hosts", None, MS_BIND)
     # Private writable directories.
     for d, mode in cfg["tmpfs"]:
         if os.path.isdir(d) and not os.path.islink(d):
             tmpfs(d, mode)
+    for u, n in ids.items():
+        home = "/home/" + u
+        os.makedirs(home, mode=0o755, exist_ok=True)
+        os.chown(home, n, n)
     # Login records sshd writes (so it does not complain on each login).
     for f in ("/var/log/lastlog", "/var/log/wtmp", "/var/log/btmp", "/run/utmp"):
         if os.path.isdir(os.path.dirname(f)) and not os.path.exists(f):
@@ -598,6 +643,7 @@ class Host:
         self.prefix_len = 24
         self.routes: list[str] = []
         self.login_aliases: list[str] = []
+        self.sudo_users: list[str] = []  # non-root logins (free uids from 1000 up) with passwordless sudo
         self.host_key_types: list[str] = ["ed25519"]
         self._holder: subprocess.Popen[bytes] | None = None
         self._sshd: subprocess.Popen[bytes] | None = None
@@ -648,6 +694,7 @@ class Host:
             "prefix_len": self.prefix_len,
             "routes": self.routes,
             "login_aliases": self.login_aliases,
+            "sudo_users": self.sudo_users,
             "host_key_types": self.host_key_types,
         }
 
@@ -678,6 +725,7 @@ class Host:
             "prefix_len",
             "routes",
             "login_aliases",
+            "sudo_users",
             "host_key_types",
         ):
             setattr(h, k, d.get(k, getattr(h, k)))
@@ -771,6 +819,7 @@ class Host:
             "hostdir": str(self.dir),
             "hostname": self.hostname,
             "login_aliases": list(self.login_aliases),
+            "sudo_users": list(self.sudo_users),
             "standin": _STANDIN,
             "standin_names": list(STANDIN_NAMES),
             "standin_dirs": list(STANDIN_DIRS),
@@ -1435,6 +1484,7 @@ class TestBed:
         authorized_keys: str | None = None,
         host_keys: dict[str, tuple[str, str]] | None = None,
         login_aliases: Sequence[str] = (),
+        sudo_users: Sequence[str] = (),
         timeout: float = 30.0,
     ) -> Host:
         """Bring up one more host and return it once sshd answers.
@@ -1442,8 +1492,10 @@ class TestBed:
         address: by default the next free one of the bed's subnet; an address outside it (say 10.77.0.4 with
         prefix_len 20) needs add_bridge_route() for its network so that this machine reaches it, and the host
         gets an on-link route to the bed's subnet (the bridge address) besides `routes`.  authorized_keys: the
-        public key lines root (and each of login_aliases) accepts; default the bed's client key.  host_keys:
-        see Host._write_config (default: a new ed25519 key).  Never a default route.
+        public key lines root (and each of login_aliases and sudo_users) accepts; default the bed's client key.
+        host_keys: see Host._write_config (default: a new ed25519 key).  sudo_users: logins that are not root
+        (a free uid from 1000 up, home /home/NAME) and may run anything as root with `sudo -n`, as a cloud image's
+        "ubuntu" (needs sudo installed on this machine).  Never a default route.
         """
         with self._state_lock:
             if any(h.name == name for h in self.hosts):
@@ -1476,6 +1528,7 @@ class TestBed:
             if ipaddress.ip_address(self.bridge_address) not in own_net and self.subnet not in h.routes:
                 h.routes.append(self.subnet)
             h.login_aliases = list(login_aliases)
+            h.sudo_users = list(sudo_users)
             self.hosts.append(h)
         self._save_state()
         try:

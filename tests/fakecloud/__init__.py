@@ -16,7 +16,8 @@ From Python::
 
 Instances are hosts (instances.py): an instance running in moto, in any account, is a test-bed host at its private
 address within ~0.2 s, whose sshd takes its keys from the instance's #cloud-config user data only (logins ``root``
-and ``ubuntu``, both uid 0 with home /root); stop/start powers it off and on (keeping /root), terminate removes it,
+and ``ubuntu``, which is not root and has passwordless sudo, as on Ubuntu's images); stop/start powers it off and on
+(keeping /root and /home), terminate removes it,
 ``shutdown -h now`` on it stops the instance in moto::
 
         iid = ec2.run_instances(ImageId=CPU_IMAGE_ID, SubnetId=..., UserData=..., MinCount=1, MaxCount=1)...

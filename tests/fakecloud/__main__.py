@@ -62,7 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       "the instances' reconciler is a thread of moto's process")
                 for instance_id, host in sorted(cloud.hosts_for_instances().items()):
                     print(f"  instance {instance_id}: host {host.address} (netns {host.netns}), "
-                          f"{'powered on' if host.powered_on else 'powered off'}, logins root and ubuntu")
+                          f"{'powered on' if host.powered_on else 'powered off'}, logins root and ubuntu (sudo)")
                 print(f"reconciler log: {cloud.reconciler_log_path}")
     except FakeCloudError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ POLL seconds, across every account and region:
   (``ip route add <subnet> dev <bridge> src <bridge address>``), added only if no address or route of the
   machine overlaps the subnet. sshd takes only what the instance's user data says (``#cloud-config``:
   ``ssh_authorized_keys`` and users' keys -> authorized keys; ``ssh_keys`` -> host keys; see cloudinit.py).
-  Logins: ``root`` and ``ubuntu`` (an alias of root: uid 0, home /root).
+  Logins: ``root``, and ``ubuntu`` as on Ubuntu's images: not root (home /home/ubuntu), passwordless ``sudo``.
 * ``stopping``/``stopped``: the host powers off (sshd and every process but its init end; /root, /home and
   /var/tmp stay, as on a disk). ``pending``/``running`` again: it powers on (/tmp and /dev/shm emptied, as a
   boot does; sshd from the same user-data config).
@@ -46,7 +46,7 @@ from . import cloudinit
 
 POLL = 0.1
 BOOT_FILE = "boot_seconds"  # in the instances' bed folder: the boot time, if set while the cloud runs
-LOGIN_ALIASES = ("ubuntu",)
+SUDO_USERS = ("ubuntu",)
 RETRY_AFTER = 5.0
 UP_STATES = ("pending", "running")
 DOWN_STATES = ("stopping", "stopped")
@@ -286,7 +286,7 @@ class Reconciler:
                 iid, inst.address, prefix_len=subnet.prefixlen, routes=routes,
                 hostname="ip-" + inst.address.replace(".", "-"),
                 authorized_keys="\n".join(config.authorized_keys), host_keys=config.host_keys,
-                login_aliases=LOGIN_ALIASES)
+                sudo_users=SUDO_USERS)
         except TestBedError as exc:
             self.failed[iid] = time.monotonic() + RETRY_AFTER
             self.log(f"{iid}: no host for the instance at {inst.address}: {exc}")

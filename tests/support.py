@@ -20,20 +20,31 @@ def require(reason: Optional[str], what: str) -> None:
 
 
 def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60, stream: str = "stdout") -> list[str]:
-    """Read the process's stdout (or stderr) until a line contains `text`; the lines read so far."""
+    """Read the process's stdout (or stderr) until a line contains `text`; the lines read so far.
+
+    Reads the pipe's file descriptor a byte at a time, never through the file object: a buffered readline can
+    take two lines from the pipe and return one, and then select() no longer says that the other is there.
+    What is not read here is left in the pipe for proc.communicate()."""
     pipe = proc.stdout if stream == "stdout" else proc.stderr
     assert pipe is not None
+    fd = pipe.fileno()
     seen: list[str] = []
+    line = bytearray()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if select.select([pipe], [], [], 0.2)[0]:
-            line = pipe.readline()
-            if not line:
-                break
-            seen.append(line)
-            if text in line:
-                return seen
-    raise AssertionError(f"no line with {text!r} within {timeout} s; got {seen}")
+        if not select.select([fd], [], [], 0.2)[0]:
+            continue
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        if byte != b"\n":
+            line += byte
+            continue
+        seen.append(line.decode(errors="replace") + "\n")
+        line.clear()
+        if text in seen[-1]:
+            return seen
+    raise AssertionError(f"no line with {text!r} within {timeout} s; got {[*seen, line.decode(errors='replace')]}")
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> Any:

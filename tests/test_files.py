@@ -303,6 +303,18 @@ def aws_home(cloud: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def _leftovers(ec2: Any) -> list[str]:
+    """Instances of the module's cluster that lit left (not terminated); terminated here, so the next test starts
+    clean, and returned for the test to fail on."""
+    left = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:lit:cluster", "Values": ["files"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
+        for i in r["Instances"]]
+    if left:
+        ec2.terminate_instances(InstanceIds=left)
+    return left
+
+
 AGENT_ENV = ("for p in $(pgrep -f '^[^ ]*python[^ ]* -m lit[.]runtime[.]agent detached'); do echo \"== $p\"; "
              "tr '\\0' '\\n' < /proc/$p/environ; done; for h in /root /home/*; do test -e $h/.aws && echo HAS_DOT_AWS; "
              "done; true")
@@ -337,12 +349,7 @@ def test_aws_example_moves_the_model_through_presigned_urls_only(cloud: Any, aws
     finally:
         done.set()
         watcher.join()
-        left = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
-            {"Name": "tag:lit:cluster", "Values": ["files"]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
-            for i in r["Instances"]]
-        if left:
-            ec2.terminate_instances(InstanceIds=left)
+        left = _leftovers(ec2)
     assert proc.returncode == 0, err
     assert _metric(out), out
     assert not left, f"instances left: {left}"
@@ -368,10 +375,9 @@ def test_aws_payload_attribute_to_run_argument_through_the_bucket(cloud: Any, aw
     ec2, s3 = cloud.client(session, "ec2"), cloud.client(session, "s3")
     result = Lit(cloud, aws_home, tmp_path).run(str(FILE_APPS / "payload_app.py"), "--cloud", "files", "--name",
                                                 "payload-aws")
-    assert not [i for r in ec2.describe_instances(Filters=[
-        {"Name": "tag:lit:cluster", "Values": ["files"]},
-        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
+    left = _leftovers(ec2)
     assert result.returncode == 0, result.stderr
+    assert not left, f"instances left: {left}"
     assert "payload weights [0.5, -1.25, 3.0, 42.0] total 44.25" in prefixed(result.stdout, "reader")
     bucket = json.loads((aws_home / "clusters" / "files" / "cluster.json").read_text())["settings"]["outputs"]["bucket"]
     listing = s3.list_objects_v2(Bucket=bucket, Prefix="runs/payload-aws/artifacts/").get("Contents", [])
@@ -387,12 +393,7 @@ def test_aws_drive_shared_by_three_parallel_works_lives_in_the_bucket(cloud: Any
     obs = tmp_path / "drive.json"
     result = Lit(cloud, aws_home, tmp_path).run(str(FILE_APPS / "drive_app.py"), "--cloud", "files", "--name",
                                                 "drive-aws", "--env", f"OBS={obs}")
-    left = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
-        {"Name": "tag:lit:cluster", "Values": ["files"]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
-        for i in r["Instances"]]
-    if left:
-        ec2.terminate_instances(InstanceIds=left)
+    left = _leftovers(ec2)
     assert result.returncode == 0, result.stderr
     assert not left, f"instances left: {left}"
     _check_drive_observations(obs, None)

@@ -407,9 +407,11 @@ class Agent:
 
     def receive_file(self, target: pathlib.Path, type_: str, **fields: Any) -> None:
         """Ask for a file; its chunks arrive as control frames and are written to `target`."""
+        from .storage import partial_name
+
         xfer = f"{os.getpid()}-{next(self._ids)}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.lit-{xfer}")
+        tmp = partial_name(target, xfer)
         incoming = {"file": open(tmp, "wb"), "event": threading.Event(), "error": None}  # noqa: SIM115
         self.incoming[xfer] = incoming
         self.send(type_, xfer=xfer, **fields)
@@ -595,10 +597,10 @@ class UrlStore(RelayStore):
         import urllib.error
         import urllib.request
 
-        from .storage import TransferError
+        from .storage import TransferError, partial_name
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.lit-{os.getpid()}")
+        tmp = partial_name(target, os.getpid())
         try:
             with urllib.request.urlopen(url, timeout=600) as response, open(tmp, "wb") as fh:
                 shutil.copyfileobj(response, fh, 1024 * 1024)

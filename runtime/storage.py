@@ -186,14 +186,24 @@ class FileStore(Protocol):
     def drive_delete(self, drive: str, key: str) -> None: ...
 
 
+def partial_name(target: pathlib.Path, tag: object) -> pathlib.Path:
+    """Where a file is written before it is renamed to `target`: hidden, and never taken for a user's file."""
+    return target.with_name(f".{target.name}.lit-{tag}")
+
+
+def _is_partial(name: str) -> bool:
+    return name.startswith(".") and ".lit-" in name
+
+
 def drive_keys(base: pathlib.Path, prefix: str) -> list[str]:
-    """The keys of the files in a drive folder that start with `prefix` (hidden partial uploads left out)."""
+    """The keys of the files in a drive folder that start with `prefix` (partial uploads left out; a user's own
+    dot-files are listed)."""
     found: list[str] = []
     if base.is_dir():
         for root, _, files in os.walk(base):
             for name in files:
                 key = os.path.relpath(os.path.join(root, name), base)
-                if not name.startswith(".") and key.startswith(prefix):
+                if not _is_partial(name) and key.startswith(prefix):
                     found.append(key)
     return sorted(found)
 
@@ -241,7 +251,7 @@ def place(source: pathlib.Path, target: pathlib.Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         target.unlink()
-    tmp = target.with_name(f".{target.name}.lit-{os.getpid()}")
+    tmp = partial_name(target, os.getpid())
     try:
         os.link(source, tmp)
     except OSError:
@@ -253,7 +263,7 @@ def freeze(source: pathlib.Path, target: pathlib.Path) -> None:
     """Keep a published file's bytes as they are now: a copy (the producer may rewrite its file in place), made
     read-only; receivers get hard links to it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.lit-{os.getpid()}")
+    tmp = partial_name(target, os.getpid())
     shutil.copyfile(source, tmp)
     os.chmod(tmp, 0o444)
     os.replace(tmp, target)
@@ -280,7 +290,7 @@ class LocalStore:
     def drive_put(self, drive: str, key: str, source: pathlib.Path) -> None:
         target = self.drives / drive / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.lit-{os.getpid()}")
+        tmp = partial_name(target, os.getpid())
         shutil.copyfile(source, tmp)  # a copy: the work may change its file later; the drive keeps this one
         os.replace(tmp, target)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Optional
 
 from .home import lit_home
-from .storage import chunk_frames, drive_keys
+from .storage import chunk_frames, drive_keys, partial_name
 from .transport import short_name
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class Transfers:
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
         xfer = f"put-{next(self._ids)}"
-        tmp = dest.with_name(f".{dest.name}.{xfer}")
+        tmp = partial_name(dest, xfer)
         self.uploads[xfer] = (open(tmp, "wb"), tmp, dest, None)  # noqa: SIM115 - closed when the upload ends
         self._reply(handle, frame, xfer=xfer)
 

@@ -82,12 +82,12 @@ def test_local_corrupt_store_copy_fails_the_receiver_clearly(run_lit: Any, lit_h
 def _check_drive_observations(obs: Path, drive_dir: Optional[Path]) -> None:
     seen = json.loads(obs.read_text())
     for me, other in (("w0", "w1"), ("w1", "w2"), ("w2", "w0")):
-        assert seen[me]["listing"] == ["w0.txt", "w1.txt", "w2.txt"], seen
+        assert seen[me]["listing"] == [".w0rc", "w0.txt", "w1.txt", "w2.txt"], seen
         assert seen[me]["got"] == f"written by {other}", seen
-    assert seen["final"] == ["w0.txt", "w1.txt"], seen
+    assert seen["final"] == [".w0rc", "w0.txt", "w1.txt"], seen
     assert seen["missing"] == "FileNotFoundError", seen  # deleting what is not there says so
-    if drive_dir is not None:
-        assert sorted(p.name for p in drive_dir.iterdir() if not p.name.startswith(".")) == ["w0.txt", "w1.txt"]
+    if drive_dir is not None:  # nothing half-written left beside the files
+        assert sorted(p.name for p in drive_dir.iterdir()) == [".w0rc", "w0.txt", "w1.txt"]
         assert (drive_dir / "w1.txt").read_text() == "written by w1"
 
 
@@ -400,8 +400,9 @@ def test_aws_drive_shared_by_three_parallel_works_lives_in_the_bucket(cloud: Any
     assert not (aws_home / "drives").exists()  # not kept by lit: in the cluster's bucket
     bucket = json.loads((aws_home / "clusters" / "files" / "cluster.json").read_text())["settings"]["outputs"]["bucket"]
     listing = s3.list_objects_v2(Bucket=bucket, Prefix="drives/shared/").get("Contents", [])
-    assert sorted(o["Key"] for o in listing) == ["drives/shared/w0.txt", "drives/shared/w1.txt"], listing
+    keys = ["drives/shared/.w0rc", "drives/shared/w0.txt", "drives/shared/w1.txt"]
+    assert sorted(o["Key"] for o in listing) == keys, listing
     body = s3.get_object(Bucket=bucket, Key="drives/shared/w1.txt")["Body"].read()
     assert body == b"written by w1"
-    for key in ("drives/shared/w0.txt", "drives/shared/w1.txt"):  # the next run of this module starts clean
+    for key in keys:  # the next run of this module starts clean
         s3.delete_object(Bucket=bucket, Key=key)

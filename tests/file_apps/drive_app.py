@@ -25,6 +25,10 @@ class Sharer(L.LightningWork):
                 fh.write(f"written by {self.me}")
             self.drive.put(f"{self.me}.txt")
             os.remove(f"{self.me}.txt")
+            if self.me == "w0":  # a dot-file of the user's is a file like any other
+                with open(".w0rc", "w") as fh:
+                    fh.write("settings")
+                self.drive.put(".w0rc")
         elif phase == "swap":
             self.listing = self.drive.list(".")
             other = NAMES[(NAMES.index(self.me) + 1) % len(NAMES)]

@@ -2,8 +2,10 @@
 
 lit registers these when LIT_BOTO_HOOKS=tests.aws_hooks:register; the faults come from LIT_TEST_AWS_FAULTS
 (JSON): {"capacity": [{"type": "g5.xlarge", "subnet": "subnet-..." | "*"}],
-         "quota": {"L-DB2E81BA": 0}, "start_capacity": true, "slow_boot": 3.0}
+         "quota": {"L-DB2E81BA": 0}, "start_capacity": true, "slow_boot": 3.0, "profile_not_ready": 2}
 
+profile_not_ready: the first N RunInstances calls fail as they do while IAM has not propagated a new instance
+profile to EC2.
 slow_boot: every DescribeInstances of given instance ids (how lit waits for a new instance to run) takes that many
 seconds more, as if the instance were still pending: a window in which the instance exists but is not ready.
 """
@@ -31,7 +33,15 @@ def _error(code: str, message: str) -> tuple[_Response, dict[str, Any]]:
 def register(events: Any) -> None:
     faults = json.loads(os.environ.get("LIT_TEST_AWS_FAULTS") or "{}")
 
+    profile_failures = [int(faults.get("profile_not_ready", 0))]
+
     def decide_run(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if profile_failures[0] > 0:
+            profile_failures[0] -= 1
+            name = params.get("IamInstanceProfile", {}).get("Name", "")
+            context["lit_fault"] = _error("InvalidParameterValue", f"Value ({name}) for parameter "
+                                          "iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
+            return
         for fault in faults.get("capacity", []):
             if fault["type"] == params.get("InstanceType") and fault["subnet"] in ("*", params.get("SubnetId")):
                 context["lit_fault"] = _error("InsufficientInstanceCapacity",

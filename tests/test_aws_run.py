@@ -199,6 +199,14 @@ def test_capacity_failover_next_az_then_next_type(lit: Lit, ec2: Any, home: Path
     assert "g4dn.xlarge" in [i["InstanceType"] for i in instances(ec2, ("terminated",))]
 
 
+def test_a_new_instance_profile_not_yet_visible_to_ec2_is_waited_out(lit: Lit, ec2: Any) -> None:
+    result = lit.run(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=0", "--env", "COMPUTE=cpu",
+                     faults={"profile_not_ready": 2})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("instance profile is not visible to EC2 yet") == 2, result.stderr
+    assert "woke up" in result.stdout
+
+
 def test_no_capacity_anywhere_is_a_clear_error_and_nothing_runs(lit: Lit, ec2: Any) -> None:
     faults = {"capacity": [{"type": "g5.xlarge", "subnet": "*"}, {"type": "g4dn.xlarge", "subnet": "*"}]}
     result = lit.run(str(REPO / "examples" / "hello_app.py"), "--cloud", "gpus", faults=faults)

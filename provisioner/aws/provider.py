@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -25,6 +26,7 @@ from .session import RoleSession, emulated, mapped_errors
 CAPACITY_ERRORS = frozenset({"InsufficientInstanceCapacity", "Unsupported", "InsufficientHostCapacity",
                              "InsufficientCapacity"})
 QUOTA_ERRORS = frozenset({"VcpuLimitExceeded", "InstanceLimitExceeded"})
+PROFILE_PROPAGATION_SECONDS = 60.0  # how long RunInstances is retried while EC2 does not see a new instance profile
 LIVE = ["pending", "running", "stopping", "stopped"]
 
 
@@ -208,7 +210,8 @@ class AWSProvider:
                 where = f"{itype.name} in {subnet['AvailabilityZone']}"
                 progress(f"requested {where}")
                 try:
-                    launched = ec2.run_instances(
+                    launched = self._run_instances(
+                        ec2, where, progress,
                         ImageId=image, InstanceType=itype.name, MinCount=1, MaxCount=1,
                         SubnetId=subnet["SubnetId"], SecurityGroupIds=[outputs["security_group_id"]],
                         IamInstanceProfile={"Name": outputs["instance_profile_name"]},
@@ -237,6 +240,32 @@ class AWSProvider:
                 made(self._lease(cluster, compute, instance_id, itype.name))
                 return self._running_lease(cluster, compute, instance_id, itype.name, progress)
         raise InfrastructureError(f"no capacity for CloudCompute({compute.name!r}); tried: {'; '.join(tried)}")
+
+    @staticmethod
+    def _run_instances(ec2: Any, where: str, progress: Progress, **params: Any) -> Any:
+        """RunInstances, waiting out IAM's propagation: right after `lit create cluster` EC2 may not see the
+        cluster's new instance profile yet ("Invalid IAM Instance Profile name") for some seconds."""
+        import botocore.exceptions
+
+        deadline = time.monotonic() + PROFILE_PROPAGATION_SECONDS
+        delay = 1.0
+        while True:
+            try:
+                return ec2.run_instances(**params)
+            except botocore.exceptions.ClientError as exc:
+                error = exc.response.get("Error", {})
+                if error.get("Code") != "InvalidParameterValue" or "iamInstanceProfile" not in error.get("Message", ""):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise InfrastructureError(
+                        f"{where}: EC2 still does not see the cluster's instance profile "
+                        f"{params['IamInstanceProfile']['Name']} after {PROFILE_PROPAGATION_SECONDS:.0f} s "
+                        f"({error.get('Message', '')}); check that the cluster's stack is complete "
+                        "(lit list clusters) and try again") from None
+                progress("the cluster's instance profile is not visible to EC2 yet (IAM propagates in seconds); "
+                         f"asking again in {delay:.0f} s")
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
 
     def _check_quota(self, cluster: Cluster, itype: catalog.InstanceType) -> None:
         """Before launching GPU types: a zero vCPU quota is a clear error (where the API tells us)."""

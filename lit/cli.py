@@ -248,6 +248,25 @@ def create_cluster(name: str, provider: str, hosts: Optional[str], key_path: Opt
     click.echo(f"created cluster {cluster.name} ({len(cluster.machines)} hosts). Run: lit run app.py --cloud {name}")
 
 
+@main.group("update")
+def update_group() -> None:
+    """Change a cluster."""
+
+
+@update_group.command("cluster")
+@click.argument("name")
+@click.option("--ssh-cidr", default=None, help="aws: who may SSH to work machines (default: your address/32 now).")
+def update_cluster(name: str, ssh_cidr: Optional[str]) -> None:
+    """Update cluster NAME (aws: SSH from your current address, after it changed)."""
+    from lit.provisioner.aws import cluster as aws_cluster
+
+    try:
+        updated = aws_cluster.update(name, ssh_cidr, lambda step: click.echo(f"  {step}", err=True))
+    except LitError as exc:
+        _fail(str(exc), exc.exit_code)
+    click.echo(f"cluster {updated.name}: SSH to its machines from {updated.settings['ssh_cidr']}")
+
+
 @main.group("cluster")
 def cluster_group() -> None:
     """About clusters."""

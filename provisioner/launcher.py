@@ -562,8 +562,13 @@ class RemoteAgent(threading.Thread):
             self._check_cancel()  # each attempt is short (refused or unreachable at once): Ctrl-C is not held up
             try:
                 return SSH(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
-            except InfrastructureError:
+            except InfrastructureError as exc:
                 if time.monotonic() > deadline:
+                    cidr = cluster.settings.get("ssh_cidr")
+                    if isinstance(exc, Unreachable) and cidr:
+                        raise Unreachable(f"{exc}. SSH to cluster {cluster.name}'s machines is allowed from {cidr} "
+                                          "only: if your public address has changed since, run `lit update "
+                                          f"cluster {cluster.name}`") from None
                     raise
                 time.sleep(0.2)
 

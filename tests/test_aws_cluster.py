@@ -126,6 +126,37 @@ def test_delete_data_removes_the_bucket_too(lit: Lit, aws: Any) -> None:
     assert bucket not in [b["Name"] for b in aws("s3").list_buckets()["Buckets"]]
 
 
+def test_update_opens_ssh_to_a_new_address_and_closes_the_old(lit: Lit, aws: Any, tmp_path: Path) -> None:
+    """A laptop's public address changes: `lit update cluster` moves the one SSH rule to the new address."""
+    assert lit.create("moving").returncode == 0
+    old = lit.record("moving")["settings"]["ssh_cidr"]
+    group_id = lit.record("moving")["settings"]["outputs"]["security_group_id"]
+
+    def ssh_sources() -> list[str]:
+        group = aws("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        return sorted(r["CidrIp"] for p in group["IpPermissions"] if p.get("FromPort") == 22 for r in p["IpRanges"])
+
+    assert ssh_sources() == [old]
+    moved = lit("update", "cluster", "moving", "--ssh-cidr", "10.99.0.7")
+    assert moved.returncode == 0, moved.stderr
+    assert "SSH to its machines from 10.99.0.7/32" in moved.stdout
+    assert ssh_sources() == ["10.99.0.7/32"]
+    record = lit.record("moving")
+    assert record["settings"]["ssh_cidr"] == "10.99.0.7/32" and record["state"] == "ready"
+    assert record["settings"]["outputs"]["security_group_id"] == group_id  # the same group, changed in place
+    again = lit("update", "cluster", "moving", "--ssh-cidr", "10.99.0.7/32")
+    assert again.returncode == 0 and "nothing to change" in again.stderr
+    # Bad input: one line, exit 2, nothing changed.
+    for args, words in ((("moving", "--ssh-cidr", "0.0.0.0/0"), "whole internet"),
+                        (("moving", "--ssh-cidr", "ten"), "not an address range"),
+                        (("nosuch",), "nosuch")):
+        refused = lit("update", "cluster", *args)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert ssh_sources() == ["10.99.0.7/32"]
+    assert lit("delete", "cluster", "moving", "--yes", "--delete-data").returncode == 0
+
+
 def test_an_interrupted_create_runs_again_and_finishes(lit: Lit, aws: Any) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "lit", "create", "cluster", "halfway", "--provider", "aws",
                              "--role-arn", ROLE, "--external-id", EXTERNAL_ID], env=lit.env, cwd=lit.tmp,

@@ -117,6 +117,35 @@ def create(name: str, role_arn: str, external_id: Optional[str], region: Optiona
     return ready
 
 
+def update(name: str, ssh_cidr: Optional[str], progress: Progress) -> Cluster:
+    """Run the cluster's stack again with a new SSH range (default: this machine's address now): a laptop's
+    public address changes, and SSH to the work machines is open to one address only."""
+    cluster = store.load(name)
+    if cluster.provider != "aws":
+        raise BadInput(f"cluster {name!r} is an {cluster.provider} cluster; `lit update cluster` changes aws "
+                       "clusters (an ssh cluster's hosts are yours: delete and create it again)")
+    if cluster.state != "ready":
+        raise BadInput(f"cluster {name!r} is still being created; finish it first with `lit create cluster {name} "
+                       "...` and the same arguments")
+    cidr = _ssh_cidr(ssh_cidr)
+    if cidr == cluster.settings.get("ssh_cidr"):
+        progress(f"SSH is already allowed from {cidr} only: nothing to change")
+        return cluster
+    check_emulator_is_private()
+    engine = load_engine()
+    check = getattr(engine, "check", None)
+    if check is not None:
+        check()
+    changed = Cluster(cluster.name, "aws", (), cluster.key_path, cluster.orphan_timeout, cluster.created, "ready",
+                      {**cluster.settings, "ssh_cidr": cidr})
+    progress(f"running the stack {name}: SSH from {cidr} instead of {cluster.settings.get('ssh_cidr')}")
+    outputs = engine.up(name, stack_config(changed), progress)  # if it fails, the record keeps the old range
+    updated = Cluster(changed.name, "aws", (), changed.key_path, changed.orphan_timeout, changed.created, "ready",
+                      {**changed.settings, "outputs": outputs})
+    store.save(updated, "")
+    return updated
+
+
 def running_instances(cluster: Cluster, session: Optional[RoleSession] = None) -> list[dict[str, Any]]:
     """Instances tagged for the cluster, found in AWS (tags are the truth), not terminated."""
     s = cluster.settings

@@ -29,6 +29,7 @@ from .sshconn import SSH, wait_for_ssh
 
 WAIT_RETRY_SECONDS = 2.0
 CLOSE_WAIT_SECONDS = 120.0  # at the end, how long to wait for machines still being prepared to be removed
+CLOSE_TELL_SECONDS = 2.0  # ... and after how long to say so
 EXTRACT = r"""
 import os, shutil, sys, tarfile
 target = sys.argv[1]
@@ -248,10 +249,18 @@ class ClusterLauncher:
             threads = list(self.threads)
         for remote in threads:
             remote.cancelled = True
-        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        started = time.monotonic()
+        deadline = started + CLOSE_WAIT_SECONDS
+        told = False
         for remote in threads:
             while remote.is_alive() and not hurried() and time.monotonic() < deadline:
                 remote.join(0.1)
+                if not told and time.monotonic() - started > CLOSE_TELL_SECONDS and self.direct_progress is not None:
+                    told = True  # say why lit has not ended yet, and how not to wait
+                    waiting = sum(1 for r in threads if r.is_alive())
+                    self.direct_progress(short_name(remote.spec.work_name),
+                                         f"waiting for {waiting} machine(s) still being prepared, to remove them; "
+                                         "press Ctrl-C again to stop waiting")
         with self.lock:
             left = [self.made[mid] for mid in sorted(self.up) if mid in self.made]
         for cluster, provider, lease in left:

@@ -279,7 +279,9 @@ def test_ctrl_c_while_lit_waits_for_ssh_on_a_booting_instance(lit: Lit, ec2: Any
 def test_a_second_ctrl_c_stops_waiting_and_names_what_is_still_up(lit: Lit, ec2: Any) -> None:
     proc, instance_id = start_booting(lit, ec2, boot=30.0)
     os.killpg(proc.pid, signal.SIGINT)
-    time.sleep(0.5)  # lit is waiting for the booting instance (each look at it takes 30 s here)
+    # lit is waiting for the booting instance (each look at it takes 30 s here), and says so
+    wait_line(proc, "still being prepared, to remove them; press Ctrl-C again to stop waiting", timeout=20,
+              stream="stderr")
     started = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=20)

@@ -51,6 +51,25 @@ def test_bad_cluster_name_and_unknown_cluster(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no cluster named 'nope'" in result.stderr
 
 
+def test_update_refuses_what_it_cannot_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lit update cluster` changes aws clusters that are whole; anything else is one line, exit 2, no change."""
+    from lit.provisioner import store
+    from lit.provisioner.base import Cluster, Machine
+
+    monkeypatch.setenv("LIT_HOME", str(tmp_path / "home"))
+    store.save(Cluster("hosts", "ssh", (Machine("h1", "10.0.0.5", "me"),), "/dev/null", 120.0, "", "ready", {}), "")
+    store.save(Cluster("halfway", "aws", (), "/dev/null", 120.0, "", "creating",
+                       {"role_arn": ARN, "region": "us-east-1", "ssh_cidr": "10.0.0.1/32"}), "")
+    records = {name: (tmp_path / "home" / "clusters" / name / "cluster.json").read_text()
+               for name in ("hosts", "halfway")}
+    for name, expected in (("hosts", "is an ssh cluster"), ("halfway", "still being created"),
+                           ("nope", "no cluster named 'nope'")):
+        result = lit(tmp_path, "update", "cluster", name, "--ssh-cidr", "10.0.0.9/32")
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert {name: (tmp_path / "home" / "clusters" / name / "cluster.json").read_text() for name in records} == records
+
+
 def test_policy_is_least_privilege_with_the_external_id_in_the_trust(tmp_path: Path) -> None:
     result = lit(tmp_path, "cluster", "policy", "--external-id", "s3cr3t", "--account", "444455556666")
     assert result.returncode == 0, result.stderr

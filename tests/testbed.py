@@ -48,9 +48,10 @@ Events: ``shutdown -h now`` & co. on a host append a line to
 
 Hosts one by one (a fake cloud's instances): ``TestBed.attach(bed, dir)`` is a bed with a state file of its
 own on ``bed``'s bridge; ``add_host(name, address, prefix_len=, routes=, authorized_keys=, host_keys=,
-login_aliases=)`` brings up one host (any address: ``add_bridge_route(cidr)`` routes a network outside the bed's
-/24 to the bridge on this machine, refusing one the machine uses; the host gets on-link routes, never a default
-route), ``remove_host(host)`` removes it.
+login_aliases=, sudo_users=)`` brings up one host (any address: ``add_bridge_route(cidr)`` routes a network outside
+the bed's /24 to the bridge on this machine, refusing one the machine uses; the host gets on-link routes, never a
+default route), ``remove_host(host)`` removes it. ``add_unreachable_route(cidr)`` keeps packets for a range whose
+hosts are not up yet on this machine (removed at down).
 
 By hand::
 
@@ -638,7 +639,8 @@ class Host:
         self.powered_on = True
         # Set before bring-up (add_host): the host's hostname (default: name), the prefix length of its
         # address, extra on-link routes (CIDRs reached over eth0, never a default route), login names that
-        # are aliases of root (uid 0, home /root) and host keys given by the caller instead of generated.
+        # are aliases of root (uid 0, home /root), non-root logins with sudo, and host keys given by the caller
+        # instead of generated.
         self.hostname = name
         self.prefix_len = 24
         self.routes: list[str] = []

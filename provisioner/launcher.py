@@ -719,7 +719,10 @@ class RemoteAgent(threading.Thread):
                     # lit is done with this work: pass on what it said (bye), then let the agent end.
                     closing = True
                     close_deadline = now + 3.0
-                    channel.shutdown_write()
+                    try:
+                        channel.shutdown_write()
+                    except OSError:
+                        pass  # already closed: the agent ends on its own
                 elif b"\n" not in data:
                     to_agent += data
                 else:
@@ -730,7 +733,10 @@ class RemoteAgent(threading.Thread):
                         if not synced and b'"t":"hello"' in line:
                             synced = True
                         if synced:
-                            channel.sendall(line + b"\n")
+                            try:
+                                channel.sendall(line + b"\n")
+                            except OSError:  # the channel closed under us: its end is read below, then handled
+                                break
             if channel in readable:
                 data = channel.recv(262144)
                 if data and b"\n" not in data:

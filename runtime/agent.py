@@ -30,6 +30,7 @@ from .protocol import PROTOCOL_VERSION, Frame, Peer, check_hello
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 _DIAGNOSTICS_FD = 2  # the agent's own stderr, kept apart from the work's once output is captured
 DEFAULT_HOST = "127.0.0.1"
+TRANSFER_ATTEMPTS = 5  # a file cut by lost connections is asked for (or sent) again this many times
 
 
 class Agent:
@@ -58,6 +59,7 @@ class Agent:
         self.host_log = open(host_log, "a", encoding="utf-8") if host_log else None  # noqa: SIM115
         self.cleanup: list[str] = []  # files and lease folders this agent removes as it ends
         self.store: Any = None  # where published files go (storage.FileStore)
+        self.connections = 0  # how many times the orchestrator said hello: each is a new connection
         self.incoming: dict[str, dict[str, Any]] = {}
         self.waiting: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
@@ -130,8 +132,11 @@ class Agent:
                         return
                     with self.lock:
                         self.out_fd = out_fd
+                        self.connections += 1
                         for replay in self.peer.replay_after(int(frame.get("received", 0))):
                             self._write(replay)
+                    if self.connections > 1:
+                        self._transfers_cut()
                 elif kind in ("chunk", "chunk_end"):
                     self.on_chunk(frame)
                 elif kind == "serve":
@@ -406,32 +411,50 @@ class Agent:
         return waiter["reply"]
 
     def receive_file(self, target: pathlib.Path, type_: str, **fields: Any) -> None:
-        """Ask for a file; its chunks arrive as control frames and are written to `target`."""
-        from .storage import partial_name
+        """Ask for a file; its chunks arrive as control frames and are written to `target`. Chunks are not kept
+        for replay, so a transfer cut by a lost connection (this one, or the producer's) is asked for again."""
+        from .storage import TransferError, partial_name
 
-        xfer = f"{os.getpid()}-{next(self._ids)}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = partial_name(target, xfer)
-        incoming = {"file": open(tmp, "wb"), "event": threading.Event(), "error": None}  # noqa: SIM115
-        self.incoming[xfer] = incoming
-        self.send(type_, xfer=xfer, **fields)
-        incoming["event"].wait()
-        del self.incoming[xfer]
-        incoming["file"].close()
-        if incoming["error"]:
-            tmp.unlink()
-            from .storage import TransferError
+        for _ in range(TRANSFER_ATTEMPTS):
+            xfer = f"{os.getpid()}-{next(self._ids)}"
+            tmp = partial_name(target, xfer)
+            incoming = {"file": open(tmp, "wb"), "event": threading.Event(), "error": None,  # noqa: SIM115
+                        "again": False, "connection": self.connections}
+            self.incoming[xfer] = incoming
+            self.send(type_, xfer=xfer, **fields)
+            incoming["event"].wait()
+            del self.incoming[xfer]
+            incoming["file"].close()
+            if incoming["again"]:
+                tmp.unlink()
+                self.control("xfer_cancel", xfer=xfer)  # its sender may still be sending: no one reads it now
+                continue
+            if incoming["error"]:
+                tmp.unlink()
+                raise TransferError(f"{target.name}: {incoming['error']}")
+            os.replace(tmp, target)
+            return
+        raise TransferError(f"{target.name}: the transfer was cut by lost connections {TRANSFER_ATTEMPTS} times")
 
-            raise TransferError(f"{target.name}: {incoming['error']}")
-        os.replace(tmp, target)
+    def _transfers_cut(self) -> None:
+        """A new connection: the chunks of files on their way here may have been lost with the old one."""
+        for incoming in list(self.incoming.values()):
+            if incoming["connection"] < self.connections:  # asked for before this connection
+                incoming["again"] = True
+                incoming["event"].set()
 
     def send_file(self, xfer: str, source: pathlib.Path) -> None:
-        """Stream a file as chunk frames (control frames: large data is not kept for replay)."""
+        """Stream a file as chunk frames (control frames: large data is not kept for replay). If the connection
+        changes meanwhile the rest is not sent: the receiver asks again."""
         from .storage import chunk_frames
 
+        connection = self.connections
         try:
             for data in chunk_frames(xfer, source):
                 with self.lock:
+                    if self.connections != connection or self.out_fd is None:
+                        return
                     self._write(data)
             self.control("chunk_end", xfer=xfer, ok=True)
         except OSError as exc:
@@ -446,7 +469,9 @@ class Agent:
 
             incoming["file"].write(base64.b64decode(frame["b"]))
             return
-        if not frame.get("ok"):
+        if frame.get("again"):  # the sender's connection was lost meanwhile
+            incoming["again"] = True
+        elif not frame.get("ok"):
             incoming["error"] = frame.get("error") or "the transfer failed"
         incoming["event"].set()
 
@@ -547,11 +572,15 @@ class RelayStore:
         self.agent.receive_file(target, "fetch", sha=sha256, origin=origin)
 
     def drive_put(self, drive: str, key: str, source: pathlib.Path) -> None:
-        reply = self.agent.request("drive_put_begin", drive=drive, key=key)
-        self.agent.send_file(reply["xfer"], source)
-        done = self.agent.request("drive_put_done", xfer=reply["xfer"])
-        if not done.get("ok"):
-            raise OSError(f"lit://{drive}: put {key} failed: {done.get('error')}")
+        for _ in range(TRANSFER_ATTEMPTS):
+            reply = self.agent.request("drive_put_begin", drive=drive, key=key)
+            self.agent.send_file(reply["xfer"], source)
+            done = self.agent.request("drive_put_done", xfer=reply["xfer"])
+            if done.get("ok"):
+                return
+            if not done.get("again"):  # cut by a lost connection: sent again, else a real error
+                raise OSError(f"lit://{drive}: put {key} failed: {done.get('error')}")
+        raise OSError(f"lit://{drive}: put {key} was cut by lost connections {TRANSFER_ATTEMPTS} times")
 
     def drive_get(self, drive: str, key: str, target: pathlib.Path) -> None:
         try:

@@ -343,6 +343,8 @@ class Orchestrator:
             except ProtocolError as exc:
                 self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=3)
                 return
+            if handle.connected:  # a new connection to the same agent: what was streaming on the old one is cut
+                self.transfers.reconnected(handle)
             handle.connected = True
             if handle.init_seq is not None:
                 self._send_init(handle)

@@ -18,11 +18,14 @@ if TYPE_CHECKING:
     from .orchestrator import Orchestrator, WorkHandle
 
 
+CUT = "the connection was lost while the file was on its way"
+
+
 class Transfers:
     def __init__(self, orchestrator: Orchestrator) -> None:
         self.orchestrator = orchestrator
-        self.forwards: dict[str, WorkHandle] = {}  # transfer id -> the work waiting for it
-        self.uploads: dict[str, tuple[IO[bytes], Path, Path, Optional[str]]] = {}  # id -> (file, tmp, target, error)
+        self.forwards: dict[str, tuple[WorkHandle, WorkHandle]] = {}  # transfer id -> (receiver, producer)
+        self.uploads: dict[str, tuple[IO[bytes], Path, Path, WorkHandle]] = {}  # id -> (file, tmp, target, sender)
         self.done_uploads: dict[str, Optional[str]] = {}
         self._ids = itertools.count(1)
         self.drives = lit_home() / "drives"
@@ -35,6 +38,7 @@ class Transfers:
             "fetch": self._fetch, "chunk": self._chunk, "chunk_end": self._chunk, "drive_get": self._drive_get,
             "drive_put_begin": self._drive_put_begin, "drive_put_done": self._drive_put_done,
             "drive_list": self._drive_list, "drive_delete": self._drive_delete, "presign": self._presign,
+            "xfer_cancel": self._cancel,
         }.get(kind)
         if handler is None:
             return False
@@ -55,12 +59,12 @@ class Transfers:
             self._control(handle, "chunk_end", xfer=frame["xfer"], ok=False,
                           error=f"{short_name(origin)}'s machine is not running, so its files cannot be fetched")
             return
-        self.forwards[frame["xfer"]] = handle
+        self.forwards[frame["xfer"]] = (handle, producer)
         self.orchestrator._send(producer, "serve", xfer=frame["xfer"], sha=frame["sha"])
 
     def _chunk(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
         xfer = frame.get("xfer", "")
-        target = self.forwards.get(xfer)
+        target, _ = self.forwards.get(xfer, (None, None))
         if target is not None:
             if frame["t"] == "chunk":
                 if target.transport is not None and target.connected:
@@ -113,12 +117,32 @@ class Transfers:
         dest.parent.mkdir(parents=True, exist_ok=True)
         xfer = f"put-{next(self._ids)}"
         tmp = partial_name(dest, xfer)
-        self.uploads[xfer] = (open(tmp, "wb"), tmp, dest, None)  # noqa: SIM115 - closed when the upload ends
+        self.uploads[xfer] = (open(tmp, "wb"), tmp, dest, handle)  # noqa: SIM115 - closed when the upload ends
         self._reply(handle, frame, xfer=xfer)
 
     def _drive_put_done(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
         error = self.done_uploads.pop(str(frame.get("xfer")), "the upload did not finish")
-        self._reply(handle, frame, ok=error is None, error=error)
+        self._reply(handle, frame, ok=error is None, error=error, again=error == CUT)
+
+    def _cancel(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+        """The receiver gave a transfer up (it asks again): what still comes for it is dropped here."""
+        receiver, _ = self.forwards.get(str(frame.get("xfer")), (None, None))
+        if receiver is handle:
+            del self.forwards[str(frame.get("xfer"))]
+
+    def reconnected(self, handle: WorkHandle) -> None:
+        """`handle`'s connection was lost and is back: chunks are not replayed, so what it was sending is cut.
+        Its receivers ask again (told here, for files it produced; by themselves, for files coming to it)."""
+        for xfer, (receiver, producer) in list(self.forwards.items()):
+            if producer is handle:
+                del self.forwards[xfer]
+                self._control(receiver, "chunk_end", xfer=xfer, ok=False, again=True, error=CUT)
+        for xfer, (file, tmp, _, sender) in list(self.uploads.items()):
+            if sender is handle:
+                file.close()
+                tmp.unlink(missing_ok=True)
+                del self.uploads[xfer]
+                self.done_uploads[xfer] = CUT
 
     def _drive_list(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
         prefix = str(frame.get("prefix", ""))

@@ -23,7 +23,7 @@ import pytest
 
 import lit as L
 from tests.conftest import prefixed
-from tests.support import require, wait_for
+from tests.support import require, wait_for, wait_line
 from tests.testbed import TestBed, require_root_and_sshd, testbed_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -249,6 +249,39 @@ def test_bed_200_mb_through_the_orchestrator_with_bounded_memory(tb: Any, bed: T
           f"consumer checked {transfer:.1f} s, whole run {elapsed:.1f} s")
     assert peak_mb < MEMORY_BOUND_MB, (f"lit's RSS peaked at {peak_mb:.0f} MB moving a {BIG_MB} MB file "
                                        f"(bound {MEMORY_BOUND_MB} MB): it is not streaming")
+
+
+CUT_MB = 150
+ATTACH_PROCESS = "import os, selectors, socket"  # lit's relay to a detached agent (provisioner/launcher.py ATTACH)
+
+
+@pytest.mark.parametrize("side", ["consumer", "producer"])
+def test_bed_a_file_cut_by_a_lost_connection_is_sent_again(tb: Any, bed: TestBed, side: str) -> None:
+    """Chunks are not replayed after a reconnect: a file on its way when the consumer's (or the producer's)
+    connection drops is asked for again, and arrives whole."""
+    name = f"cut-{side}"
+    proc = tb.start("run", str(FILE_APPS / "big_app.py"), "--cloud", "tb", "--name", name,
+                    "--env", f"SIZE_MB={CUT_MB}")
+    try:
+        wait_line(proc, f"wrote {CUT_MB} MB")  # the consumer asks for the file now
+        works = f"/root/.lit/runs/{name}/works"
+        receiving = wait_for(lambda: next((h for h in bed.hosts if h.exec(
+            ["sh", "-c", f"ls {works}/consumer/.big.bin.lit-* 2>/dev/null"]).stdout.strip()), None), 30,
+            "the consumer to start receiving")
+        (producer,) = _hosts_with(bed, f"{works}/producer/big.bin")
+        target = receiving if side == "consumer" else producer
+        killed = target.exec(["pkill", "-f", ATTACH_PROCESS])  # the SSH channel to that agent ends
+        assert killed.returncode == 0, "no relay to kill"
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert f"received {CUT_MB * MB} bytes" in out and "ok=True" in out, out
+    assert "reconnected to" in err, err
+    # nothing half-written left behind on the consumer's host
+    assert not receiving.exec(["sh", "-c", f"ls -a {works}/consumer | grep '[.]lit-'"]).stdout.strip()
 
 
 def test_bed_drive_shared_by_three_parallel_works_lives_with_the_orchestrator(tb: Any, bed: TestBed,

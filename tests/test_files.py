@@ -284,6 +284,36 @@ def test_bed_a_file_cut_by_a_lost_connection_is_sent_again(tb: Any, bed: TestBed
     assert not receiving.exec(["sh", "-c", f"ls -a {works}/consumer | grep '[.]lit-'"]).stdout.strip()
 
 
+def test_bed_a_drive_upload_cut_by_a_lost_connection_is_sent_again(tb: Any, bed: TestBed, tmp_path: Path) -> None:
+    proc = tb.start("run", str(FILE_APPS / "drive_big_app.py"), "--cloud", "tb", "--name", "cut-put",
+                    "--env", f"SIZE_MB={CUT_MB}")
+    drive = tmp_path / "home" / "drives" / "big"
+    try:
+        wait_line(proc, f"putting {CUT_MB} MB")
+        wait_for(lambda: list(drive.glob(".big.bin.lit-*")), 30, "the upload to start")
+        (putter,) = _hosts_with(bed, "/root/.lit/runs/cut-put/works/putter/big.bin")
+        assert putter.exec(["pkill", "-f", ATTACH_PROCESS]).returncode == 0, "no relay to kill"
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "reconnected to" in err, err
+    sha = re.search(r"put \d+ MB sha256 (\w+)", out)
+    assert sha, out
+    assert _sha_file(drive / "big.bin") == sha.group(1)  # whole, not the part sent before the cut
+    assert sorted(p.name for p in drive.iterdir()) == ["big.bin"]  # no partial upload left
+
+
+def _sha_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(MB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def test_bed_drive_shared_by_three_parallel_works_lives_with_the_orchestrator(tb: Any, bed: TestBed,
                                                                              tmp_path: Path) -> None:
     obs = tmp_path / "drive.json"

@@ -255,6 +255,13 @@ CUT_MB = 150
 ATTACH_PROCESS = "import os, selectors, socket"  # lit's relay to a detached agent (provisioner/launcher.py ATTACH)
 
 
+def _cut_relay_and_finish(proc: subprocess.Popen[str], host: Any) -> tuple[str, str]:
+    """Kill lit's relay process on `host` (the SSH channel to its agent ends), then wait for the run to end (the
+    tb fixture kills it if it does not)."""
+    assert host.exec(["pkill", "-f", ATTACH_PROCESS]).returncode == 0, "no relay to kill"
+    return proc.communicate(timeout=120)
+
+
 @pytest.mark.parametrize("side", ["consumer", "producer"])
 def test_bed_a_file_cut_by_a_lost_connection_is_sent_again(tb: Any, bed: TestBed, side: str) -> None:
     """Chunks are not replayed after a reconnect: a file on its way when the consumer's (or the producer's)
@@ -262,21 +269,13 @@ def test_bed_a_file_cut_by_a_lost_connection_is_sent_again(tb: Any, bed: TestBed
     name = f"cut-{side}"
     proc = tb.start("run", str(FILE_APPS / "big_app.py"), "--cloud", "tb", "--name", name,
                     "--env", f"SIZE_MB={CUT_MB}")
-    try:
-        wait_line(proc, f"wrote {CUT_MB} MB")  # the consumer asks for the file now
-        works = f"/root/.lit/runs/{name}/works"
-        receiving = wait_for(lambda: next((h for h in bed.hosts if h.exec(
-            ["sh", "-c", f"ls {works}/consumer/.big.bin.lit-* 2>/dev/null"]).stdout.strip()), None), 30,
-            "the consumer to start receiving")
-        (producer,) = _hosts_with(bed, f"{works}/producer/big.bin")
-        target = receiving if side == "consumer" else producer
-        killed = target.exec(["pkill", "-f", ATTACH_PROCESS])  # the SSH channel to that agent ends
-        assert killed.returncode == 0, "no relay to kill"
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    wait_line(proc, f"wrote {CUT_MB} MB")  # the consumer asks for the file now
+    works = f"/root/.lit/runs/{name}/works"
+    receiving = wait_for(lambda: next((h for h in bed.hosts if h.exec(
+        ["sh", "-c", f"ls {works}/consumer/.big.bin.lit-* 2>/dev/null"]).stdout.strip()), None), 30,
+        "the consumer to start receiving")
+    (producer,) = _hosts_with(bed, f"{works}/producer/big.bin")
+    out, err = _cut_relay_and_finish(proc, receiving if side == "consumer" else producer)
     assert proc.returncode == 0, err
     assert f"received {CUT_MB * MB} bytes" in out and "ok=True" in out, out
     assert "reconnected to" in err, err
@@ -288,16 +287,10 @@ def test_bed_a_drive_upload_cut_by_a_lost_connection_is_sent_again(tb: Any, bed:
     proc = tb.start("run", str(FILE_APPS / "drive_big_app.py"), "--cloud", "tb", "--name", "cut-put",
                     "--env", f"SIZE_MB={CUT_MB}")
     drive = tmp_path / "home" / "drives" / "big"
-    try:
-        wait_line(proc, f"putting {CUT_MB} MB")
-        wait_for(lambda: list(drive.glob(".big.bin.lit-*")), 30, "the upload to start")
-        (putter,) = _hosts_with(bed, "/root/.lit/runs/cut-put/works/putter/big.bin")
-        assert putter.exec(["pkill", "-f", ATTACH_PROCESS]).returncode == 0, "no relay to kill"
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    wait_line(proc, f"putting {CUT_MB} MB")
+    wait_for(lambda: list(drive.glob(".big.bin.lit-*")), 30, "the upload to start")
+    (putter,) = _hosts_with(bed, "/root/.lit/runs/cut-put/works/putter/big.bin")
+    out, err = _cut_relay_and_finish(proc, putter)
     assert proc.returncode == 0, err
     assert "reconnected to" in err, err
     sha = re.search(r"put \d+ MB sha256 (\w+)", out)

@@ -60,6 +60,7 @@ class Agent:
         self.cleanup: list[str] = []  # files and lease folders this agent removes as it ends
         self.store: Any = None  # where published files go (storage.FileStore)
         self.connections = 0  # how many times the orchestrator said hello: each is a new connection
+        self.cancelled: set[str] = set()  # transfers whose receiver gave up: not sent on
         self.incoming: dict[str, dict[str, Any]] = {}
         self.waiting: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
@@ -141,6 +142,8 @@ class Agent:
                     self.on_chunk(frame)
                 elif kind == "serve":
                     self.serve_file(frame)
+                elif kind == "serve_cancel":
+                    self.cancelled.add(str(frame.get("xfer")))
                 elif kind == "reply":
                     waiter = self.waiting.get(frame.get("re", ""))
                     if waiter is not None:
@@ -453,12 +456,14 @@ class Agent:
         try:
             for data in chunk_frames(xfer, source):
                 with self.lock:
-                    if self.connections != connection or self.out_fd is None:
+                    if self.connections != connection or self.out_fd is None or xfer in self.cancelled:
                         return
                     self._write(data)
             self.control("chunk_end", xfer=xfer, ok=True)
         except OSError as exc:
             self.control("chunk_end", xfer=xfer, ok=False, error=f"cannot read it on its machine: {exc}")
+        finally:
+            self.cancelled.discard(xfer)
 
     def on_chunk(self, frame: Frame) -> None:
         incoming = self.incoming.get(frame.get("xfer", ""))

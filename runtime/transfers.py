@@ -126,9 +126,11 @@ class Transfers:
 
     def _cancel(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
         """The receiver gave a transfer up (it asks again): what still comes for it is dropped here."""
-        receiver, _ = self.forwards.get(str(frame.get("xfer")), (None, None))
-        if receiver is handle:
-            del self.forwards[str(frame.get("xfer"))]
+        xfer = str(frame.get("xfer"))
+        receiver, producer = self.forwards.get(xfer, (None, None))
+        if receiver is handle and producer is not None:
+            del self.forwards[xfer]
+            self._control(producer, "serve_cancel", xfer=xfer)  # and the producer stops sending it
 
     def reconnected(self, handle: WorkHandle) -> None:
         """`handle`'s connection was lost and is back: chunks are not replayed, so what it was sending is cut.

@@ -124,6 +124,37 @@ def run_lit(argv: list[str], env: dict[str, str], cwd: Path, timeout: float, log
     return result
 
 
+# N no-op CPU works run at once (parallel=True), each on its own machine: how long until every agent is up
+SPREAD_APP = '''\
+import lit as L
+
+
+class Noop(L.LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True, cloud_compute=L.CloudCompute("cpu"))
+
+    def run(self):
+        pass
+
+
+class Spread(L.LightningFlow):
+    def __init__(self):
+        super().__init__()
+        for i in range({n}):
+            setattr(self, f"w{{i}}", Noop())
+
+    def run(self):
+        works = [getattr(self, f"w{{i}}") for i in range({n})]
+        for work in works:
+            work.run()
+        if all(work.has_succeeded for work in works):
+            self.stop("all {n} works done")
+
+
+app = L.LightningApp(Spread())
+'''
+
+
 # -- figures --------------------------------------------------------------------------------------------
 @dataclass
 class Figure:

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _runs import Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
+from _runs import SPREAD_APP, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
 
 from tests.fakecloud import FakeCloud, requirement  # noqa: E402
 
@@ -63,35 +63,6 @@ STEP_KINDS = {"requested": "requested ", "running": "running: ", "ssh ready": "S
               "shipping code": "shipping code", "code already": "code already", "agent up": "agent up on",
               "released": "done: releasing its machine", "stopped": "machine stopped",
               "terminated": "machine terminated"}
-
-SPREAD_APP = '''\
-import lit as L
-
-
-class Noop(L.LightningWork):
-    def __init__(self):
-        super().__init__(parallel=True, cloud_compute=L.CloudCompute("cpu"))
-
-    def run(self):
-        pass
-
-
-class Spread(L.LightningFlow):
-    def __init__(self):
-        super().__init__()
-        for i in range({n}):
-            setattr(self, f"w{{i}}", Noop())
-
-    def run(self):
-        works = [getattr(self, f"w{{i}}") for i in range({n})]
-        for work in works:
-            work.run()
-        if all(work.has_succeeded for work in works):
-            self.stop("all {n} works done")
-
-
-app = L.LightningApp(Spread())
-'''
 
 GPUSTOP_APP = '''\
 import time

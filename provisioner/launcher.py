@@ -98,8 +98,8 @@ class ClusterLauncher:
         self.host_locks: dict[str, threading.Lock] = {}  # one upload of the bundle per host at a time
         self.shipped: set[tuple[str, str]] = set()  # (machine id, bundle sha256) this run has unpacked
         self.reports: dict[str, dict[str, Any]] = {}
-        self.up: set[str] = set()  # machines made for this run that are not known stopped (at the end) or gone
-        self.made: dict[str, tuple[Cluster, Provider, Lease]] = {}
+        # machines made (or started again) for this run and not yet known gone, or kept stopped at the end
+        self.up: dict[str, tuple[Cluster, Provider, Lease]] = {}
         self.threads: list[RemoteAgent] = []  # every work's thread this run started
         self.direct_progress: Optional[Callable[[str, str], None]] = None  # set once the app is ending
 
@@ -237,8 +237,7 @@ class ClusterLauncher:
     def made_machine(self, cluster: Cluster, provider: Provider, lease: Lease) -> None:
         """A provider made (or started again) a machine for a work: it is ours to remove from now on."""
         with self.lock:
-            self.up.add(lease.machine.id)
-            self.made[lease.machine.id] = (cluster, provider, lease)
+            self.up[lease.machine.id] = (cluster, provider, lease)
 
     def close(self, hurry: Optional[Callable[[], bool]] = None) -> None:
         """The app ended: cancel the machines still being prepared, wait for each work's thread to remove its
@@ -262,7 +261,7 @@ class ClusterLauncher:
                                          f"waiting for {waiting} machine(s) still being prepared, to remove them; "
                                          "press Ctrl-C again to stop waiting")
         with self.lock:
-            left = [self.made[mid] for mid in sorted(self.up) if mid in self.made]
+            left = [self.up[mid] for mid in sorted(self.up)]
         for cluster, provider, lease in left:
             if hurried():
                 return
@@ -274,8 +273,7 @@ class ClusterLauncher:
             except LitError:
                 continue  # still listed by still_up()
             with self.lock:
-                self.up.discard(lease.machine.id)
-                self.made.pop(lease.machine.id, None)
+                self.up.pop(lease.machine.id, None)
 
     def still_up(self) -> list[str]:
         """Machines this run started that are not known to be stopped or terminated."""
@@ -365,7 +363,7 @@ class RemoteAgent(threading.Thread):
             wanted = "terminated" if terminate else "stopped"
             if self.machine_state == "terminated" or self.machine_state == wanted:
                 if final:  # stopped after its last call, kept stopped at the end (--keep-machines)
-                    self.launcher.up.discard(self.lease.machine.id)
+                    self.launcher.up.pop(self.lease.machine.id, None)
                 return
             self.machine_state = wanted
         if self.running_since is not None:
@@ -388,8 +386,7 @@ class RemoteAgent(threading.Thread):
             self._report()
         if lease.instance_type and (terminate or final):  # stopped between calls still counts as ours
             with self.launcher.lock:
-                self.launcher.up.discard(lease.machine.id)
-                self.launcher.made.pop(lease.machine.id, None)
+                self.launcher.up.pop(lease.machine.id, None)
 
     def _report(self) -> None:
         if self.lease is None or not self.lease.instance_type:

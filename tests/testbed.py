@@ -206,6 +206,14 @@ def mount(src, tgt, fstype=None, flags=0, data=None):
 def tmpfs(tgt, mode):
     mount("lit-testbed", tgt, "tmpfs", MS_NOSUID | MS_NODEV, "mode=" + mode)
 
+def overlay(path, lines, mode):
+    # Show `lines` at `path` in this host only: a file under /run/lit-testbed-bin bound over it.
+    fixed = "/run/lit-testbed-bin/" + os.path.basename(path)
+    with open(fixed, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(fixed, mode)
+    mount(fixed, path, None, MS_BIND)
+
 def bind_ro(path):
     mount(path, path, None, MS_BIND | MS_REC)
     mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
@@ -246,20 +254,15 @@ def setup():
     users = cfg.get("sudo_users") or []
     named = aliases + users
     if any(l.startswith("root:!") for l in lines) or (named and lines):
-        fixed = "/run/lit-testbed-bin/shadow"
-        with open(fixed, "w") as f:
-            for l in lines:
-                if l.startswith("root:!"):
-                    parts = l.split(":")
-                    parts[1] = "*"
-                    l = ":".join(parts)
-                if l.split(":")[0] in named:
-                    continue
-                f.write(l if l.endswith("\n") else l + "\n")
-            for a in named:
-                f.write("%s:*:19000:0:99999:7:::\n" % a)
-        os.chmod(fixed, 0o640)
-        mount(fixed, "/etc/shadow", None, MS_BIND)
+        kept = []
+        for l in lines:
+            if l.startswith("root:!"):
+                parts = l.split(":")
+                parts[1] = "*"
+                l = ":".join(parts)
+            if l.split(":")[0] not in named:
+                kept.append(l.rstrip("\n"))
+        overlay("/etc/shadow", kept + ["%s:*:19000:0:99999:7:::" % a for a in named], 0o640)
     # Login names that are root under another name (uid 0, home /root), and users that are not root but may
     # use sudo (uid 1000 up, home /home/NAME), as a cloud image's "ubuntu".
     ids = {}
@@ -279,36 +282,19 @@ def setup():
             plines = [l for l in f.read().splitlines() if l.split(":")[0] not in named]
         plines += ["%s:x:0:0:%s (root, lit test bed):/root:/bin/bash" % (a, a) for a in aliases]
         plines += ["%s:x:%d:%d:%s (sudo, lit test bed):/home/%s:/bin/bash" % (u, n, n, u, u) for u, n in ids.items()]
-        fixed = "/run/lit-testbed-bin/passwd"
-        with open(fixed, "w") as f:
-            f.write("\n".join(plines) + "\n")
-        os.chmod(fixed, 0o644)
-        mount(fixed, "/etc/passwd", None, MS_BIND)
+        overlay("/etc/passwd", plines, 0o644)
     if users:
         with open("/etc/group") as f:
             glines = [l for l in f.read().splitlines() if l.split(":")[0] not in users]
         glines += ["%s:x:%d:" % (u, n) for u, n in ids.items()]
-        fixed = "/run/lit-testbed-bin/group"
-        with open(fixed, "w") as f:
-            f.write("\n".join(glines) + "\n")
-        os.chmod(fixed, 0o644)
-        mount(fixed, "/etc/group", None, MS_BIND)
+        overlay("/etc/group", glines, 0o644)
         if os.path.isfile("/etc/sudoers"):  # this machine's, plus what cloud-init adds for a cloud image's user
             with open("/etc/sudoers") as f:
-                rules = f.read()
-            fixed = "/run/lit-testbed-bin/sudoers"
-            with open(fixed, "w") as f:
-                f.write(rules + ("" if rules.endswith("\n") else "\n"))
-                f.writelines("%s ALL=(ALL) NOPASSWD:ALL\n" % u for u in users)
-            os.chmod(fixed, 0o440)
-            mount(fixed, "/etc/sudoers", None, MS_BIND)
+                rules = f.read().splitlines()
+            overlay("/etc/sudoers", rules + ["%s ALL=(ALL) NOPASSWD:ALL" % u for u in users], 0o440)
         with open("/etc/hosts") as f:  # sudo looks its host name up
-            hosts = f.read()
-        fixed = "/run/lit-testbed-bin/hosts"
-        with open(fixed, "w") as f:
-            f.write(hosts + ("" if hosts.endswith("\n") else "\n") + "127.0.1.1 %s\n" % cfg["hostname"])
-        os.chmod(fixed, 0o644)
-        mount(fixed, "/etc/hosts", None, MS_BIND)
+            hosts = f.read().splitlines()
+        overlay("/etc/hosts", hosts + ["127.0.1.1 %s" % cfg["hostname"]], 0o644)
     # Private writable directories.
     for d, mode in cfg["tmpfs"]:
         if os.path.isdir(d) and not os.path.islink(d):
@@ -1293,23 +1279,15 @@ class TestBed:
             atexit.register(bed._down_quietly)
         return bed
 
+    def _make_client_key(self) -> None:
+        """The bed's client key (key_path): what every host accepts unless told otherwise."""
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"lit-testbed-{self.prefix}", "-f",
+              str(self.key_path)])
+
     def _bring_up(self, n_hosts: int, timeout: float) -> None:
         t0 = time.monotonic()
         self._save_state()
-        _run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                f"lit-testbed-{self.prefix}",
-                "-f",
-                str(self.key_path),
-            ]
-        )
+        self._make_client_key()
         client_pub = self.public_key_path.read_text()
         self._make_bridge()
         for i in range(1, n_hosts + 1):
@@ -1536,20 +1514,7 @@ class TestBed:
         try:
             if authorized_keys is None:
                 if not self.key_path.exists():
-                    _run(
-                        [
-                            "ssh-keygen",
-                            "-q",
-                            "-t",
-                            "ed25519",
-                            "-N",
-                            "",
-                            "-C",
-                            f"lit-testbed-{self.prefix}",
-                            "-f",
-                            str(self.key_path),
-                        ]
-                    )
+                    self._make_client_key()
                 authorized_keys = self.public_key_path.read_text()
             self._make_host_network(h)
             _run(["ip", "neigh", "replace", h.address, "lladdr", h.mac, "dev", self.bridge, "nud", "permanent"])
@@ -1641,13 +1606,18 @@ class TestBed:
         with _global_lock():
             if cidr in self.bridge_routes:
                 return
-            for used in _used_networks(guards=False):
-                if str(used) not in self.bridge_routes and net.overlaps(used):
-                    raise TestBedError(f"cannot route {cidr} to the bridge: this machine uses {used} already")
+            self._refuse_used(net, f"cannot route {cidr} to the bridge")
             with self._state_lock:
                 self.bridge_routes.append(cidr)
             self._save_state()
             _run(["ip", "route", "add", cidr, "dev", self.bridge, "src", self.bridge_address])
+
+    def _refuse_used(self, net: ipaddress.IPv4Network | ipaddress.IPv6Network, what: str) -> None:
+        """Raise if this machine uses a network overlapping `net` (other than this bed's own bridge routes;
+        unreachable guards only keep packets in, so they do not count)."""
+        for used in _used_networks(guards=False):
+            if str(used) not in self.bridge_routes and net.overlaps(used):
+                raise TestBedError(f"{what}: this machine uses {used} already")
 
     def add_unreachable_route(self, cidr: str) -> None:
         """Make cidr unreachable on this machine, below any more specific route (add_bridge_route's): a packet to
@@ -1660,9 +1630,7 @@ class TestBed:
         with _global_lock():
             if any(c == cidr for c, _ in self.unreachable_routes):
                 return
-            for used in _used_networks(guards=False):
-                if str(used) not in self.bridge_routes and net.overlaps(used):
-                    raise TestBedError(f"cannot make {cidr} unreachable: this machine uses {used} already")
+            self._refuse_used(net, f"cannot make {cidr} unreachable")
             # Other beds (other fake clouds) may guard the same range: each has its own metric, removes only its own.
             shown = _run(["ip", "-4", "-j", "route", "show", "type", "unreachable", cidr]).stdout
             taken = {int(r.get("metric", 0)) for r in json.loads(shown or "[]")}

@@ -33,15 +33,20 @@ def cloud() -> Iterator[FakeCloud]:
     yield from fakecloud_fixture()
 
 
-@pytest.fixture(scope="module")
-def home(cloud: FakeCloud, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cluster for the module (orphan timeout short), made through the real CLI."""
-    home = tmp_path_factory.mktemp("aws-run") / "home"
+def create_cluster(cloud: FakeCloud, home: Path, name: str) -> None:
+    """An aws cluster in the fake cloud (orphan timeout short), made through the real CLI."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **cloud.env, "LIT_HOME": str(home)}
-    made = subprocess.run([sys.executable, "-m", "lit", "create", "cluster", "gpus", "--provider", "aws",
+    made = subprocess.run([sys.executable, "-m", "lit", "create", "cluster", name, "--provider", "aws",
                            "--role-arn", ROLE, "--external-id", EXTERNAL_ID, "--orphan-timeout", str(ORPHAN)],
                           capture_output=True, text=True, env=env, timeout=180)
     assert made.returncode == 0, made.stderr
+
+
+@pytest.fixture(scope="module")
+def home(cloud: FakeCloud, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cluster for the module."""
+    home = tmp_path_factory.mktemp("aws-run") / "home"
+    create_cluster(cloud, home, "gpus")
     return home
 
 

@@ -346,16 +346,10 @@ def cloud() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def aws_home(cloud: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.test_aws_run import EXTERNAL_ID, ORPHAN, ROLE
+    from tests.test_aws_run import create_cluster
 
     home = tmp_path_factory.mktemp("aws-files") / "home"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **cloud.env, "LIT_HOME": str(home)}
-    import sys
-
-    made = subprocess.run([sys.executable, "-m", "lit", "create", "cluster", "files", "--provider", "aws",
-                           "--role-arn", ROLE, "--external-id", EXTERNAL_ID, "--orphan-timeout", str(ORPHAN)],
-                          capture_output=True, text=True, env=env, timeout=180)
-    assert made.returncode == 0, made.stderr
+    create_cluster(cloud, home, "files")
     return home
 
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib
 import io
 import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import lit
-import lit.app
-import lit.runtime
 
 ALWAYS_IGNORED = (".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".mypy_cache/",
                   ".pytest_cache/", ".ruff_cache/", ".DS_Store")
@@ -89,17 +86,36 @@ def _app_files(folder: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _lit_files() -> list[tuple[str, Path]]:
-    """lit's own packages the agent and the user's `import lit` need (no CLI, provisioner or stacks)."""
-    packages = {"lit": Path(lit.__file__).parent, "lit/runtime": Path(lit.runtime.__file__).parent,
-                "lit/app": Path(lit.app.__file__).parent}
-    out = []
-    for prefix, folder in packages.items():
-        for path in sorted(folder.glob("*.py")):
-            if prefix == "lit" and path.name == "cli.py":
-                continue
+# What hosts need of lit: the agent and the user's `import lit`. The CLI, the provisioner and the stacks run only
+# on the operator's machine. Everything else under these packages ships, subpackages included, found by walking.
+SHIPPED_PACKAGES = ("lit", "lit.runtime", "lit.app")
+NOT_SHIPPED = frozenset({"lit.cli", "lit.provisioner", "lit.stacks"})
+
+
+def package_files(name: str, folder: Path, skip: frozenset[str] = NOT_SHIPPED) -> list[tuple[str, Path]]:
+    """(arcname, path) of every module of package `name` in `folder` and of its subpackages (folders with an
+    __init__.py), minus the dotted names in `skip`."""
+    out: list[tuple[str, Path]] = []
+    prefix = name.replace(".", "/")
+    for path in sorted(folder.iterdir()):
+        dotted = f"{name}.{path.stem if path.is_file() else path.name}"
+        if dotted in skip:
+            continue
+        if path.is_file() and path.suffix == ".py":
             out.append((f"{prefix}/{path.name}", path))
+        elif path.is_dir() and (path / "__init__.py").is_file():
+            out += package_files(dotted, path, skip)
     return out
+
+
+def _lit_files() -> list[tuple[str, Path]]:
+    found: dict[str, Path] = {}
+    for name in SHIPPED_PACKAGES:
+        package = importlib.import_module(name)
+        for folder in package.__path__:  # an editable install maps lit.runtime to runtime/, a wheel to lit/runtime/
+            for arcname, path in package_files(name, Path(folder)):
+                found.setdefault(arcname, path)
+    return sorted(found.items())
 
 
 def build(app_file: Path) -> Bundle:

@@ -1,4 +1,6 @@
-"""The wheel installs under the `lit` namespace only, and runs the hello app from a clean venv."""
+"""The wheel installs under the `lit` namespace only, holds every module of the source tree (subpackages too),
+and runs the hello app and the aws provider's commands from a clean venv; the code bundle sent to hosts holds
+every module of the packages hosts need."""
 
 from __future__ import annotations
 
@@ -30,6 +32,72 @@ def test_wheel_puts_nothing_generic_in_site_packages(wheel: Path) -> None:
     for package in ("lit/runtime/agent.py", "lit/provisioner/__init__.py", "lit/stacks/__init__.py"):
         assert package in names
     assert not any(name.startswith(("runtime/", "stacks/", "provisioner/", "tests/")) for name in names)
+
+
+# Where each installed package's modules live in the source tree (setup.py finds the packages under these).
+SOURCE_ROOTS = {"lit": "lit", "lit/runtime": "runtime", "lit/provisioner": "provisioner", "lit/stacks": "stacks"}
+
+
+def source_modules() -> set[str]:
+    """Every module of the source tree, named as installed (lit/provisioner/aws/provider.py ...)."""
+    out = set()
+    for installed, folder in SOURCE_ROOTS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            rel = path.relative_to(ROOT / folder)
+            if "__pycache__" in rel.parts or not all((ROOT / folder / Path(*rel.parts[:i]) / "__init__.py").is_file()
+                                                     for i in range(len(rel.parts))):
+                continue  # not inside a package
+            out.add(f"{installed}/{rel.as_posix()}")
+    return out
+
+
+def test_the_wheel_holds_every_module_of_the_source_tree(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = source_modules()
+    assert "lit/provisioner/aws/provider.py" in modules  # a subpackage, which a hand-kept list once missed
+    assert modules - names == set()
+
+
+def test_the_bundle_ships_subpackages(tmp_path: Path) -> None:
+    from lit.provisioner.bundle import package_files
+
+    tree = tmp_path / "pkg"
+    for rel in ("__init__.py", "a.py", "cli.py", "sub/__init__.py", "sub/deep/__init__.py", "sub/deep/b.py",
+                "notapackage/c.py", "skipped/__init__.py"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text("")
+    got = [arcname for arcname, _ in package_files("pkg", tree, frozenset({"pkg.cli", "pkg.skipped"}))]
+    assert got == ["pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py", "pkg/sub/deep/__init__.py",
+                   "pkg/sub/deep/b.py"]
+
+
+def test_the_bundle_holds_every_module_hosts_import(tmp_path: Path) -> None:
+    """Unpacked alone, the bundle's lit imports every module of lit.runtime and lit.app (no CLI, provisioner or
+    stacks: those run on the operator's machine only)."""
+    import tarfile
+
+    from lit.provisioner import bundle
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text("")
+    built = bundle.build(app / "app.py")
+    with tarfile.open(fileobj=__import__("io").BytesIO(built.data)) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    shipped = {name for name in (p.relative_to(tmp_path / "unpacked" / "_lit").as_posix()
+                                 for p in (tmp_path / "unpacked" / "_lit").rglob("*.py"))}
+    expected = {m for m in source_modules() if m.startswith(("lit/runtime/", "lit/app/"))}
+    assert expected <= shipped
+    assert not any(m.startswith(("lit/provisioner/", "lit/stacks/")) or m == "lit/cli.py" for m in shipped)
+    code = (f"import sys\nsys.path.insert(0, {str(tmp_path / 'unpacked' / '_lit')!r})\n"
+            "import importlib, pkgutil, lit, lit.runtime, lit.app\n"
+            "for pkg in (lit.runtime, lit.app):\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        importlib.import_module(m.name)\n"
+            "print(lit.__file__)\n")
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert str(tmp_path / "unpacked") in result.stdout
 
 
 @pytest.mark.timeout(600)

@@ -110,6 +110,19 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise InfrastructureError(f"{what}: {exc}") from None
 
 
+def s3_config() -> Any:
+    """S3 clients sign with SigV4 (every region requires it) and name the bucket's regional virtual host,
+    `<bucket>.s3.<region>.amazonaws.com`, in presigned URLs. botocore's default is the global host
+    `<bucket>.s3.amazonaws.com`, which outside us-east-1 answers a new bucket with a 307 redirect that breaks
+    signed requests, and never serves opt-in regions (S3 user guide: "Virtual hosting of buckets", "Making
+    requests to a bucket in a Region other than us-east-1"; botocore's s3 config: addressing_style,
+    us_east_1_regional_endpoint)."""
+    from botocore.config import Config
+
+    return Config(signature_version="s3v4",
+                  s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"})
+
+
 class RoleSession:
     """A boto3 session on the customer's role whose credentials refresh before they expire."""
 
@@ -158,9 +171,8 @@ class RoleSession:
             key = (service, fail_fast)
             if key not in self._clients:
                 config = Config(retries={"max_attempts": 1, "mode": "standard"}) if fail_fast else None
-                if service == "s3":  # presigned URLs with SigV4, as every region requires
-                    config = Config(signature_version="s3v4").merge(config) if config else \
-                        Config(signature_version="s3v4")
+                if service == "s3":
+                    config = s3_config().merge(config) if config else s3_config()
                 self._clients[key] = self.session.client(service, region_name=self.region, config=config)
             return self._clients[key]
 

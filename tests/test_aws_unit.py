@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -24,3 +26,38 @@ def test_presigned_urls_name_the_buckets_regional_host(region: str, monkeypatch:
         parsed = urlparse(url)
         assert parsed.hostname == f"lit-demo-1234.s3.{region}.amazonaws.com"
         assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in parsed.query
+
+
+FAKE_PULUMI = """#!/bin/sh
+# Stands in for the pulumi CLI: records what lit's Automation API calls give it, answers the version check.
+printf '%s|%s|%s\\n' "$1" "${PULUMI_CONFIG_PASSPHRASE-unset}" "${PULUMI_BACKEND_URL-unset}" >> "$FAKE_PULUMI_LOG"
+if [ "$1" = version ]; then echo v3.200.0; fi
+exit 0
+"""
+
+
+def test_stacks_use_lits_passphrase_over_the_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads PULUMI_CONFIG_PASSPHRASE before PULUMI_CONFIG_PASSPHRASE_FILE: a passphrase in the user's
+    shell must not reach lit's stacks (a later update or destroy from another shell could not decrypt them)."""
+    pytest.importorskip("pulumi")
+    from lit.provisioner.aws.engine import AutomationEngine
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    log = tmp_path / "calls"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "the-users-own")
+    home = tmp_path / "home"
+    engine = AutomationEngine(home)
+    engine._stack("demo", {"lit:clusterName": "demo"})
+    secret = (home / "pulumi" / "passphrase").read_text().strip()
+    assert oct((home / "pulumi" / "passphrase").stat().st_mode & 0o777) == "0o600"
+    calls = [line.split("|") for line in log.read_text().splitlines()]
+    stack_calls = [c for c in calls if c[0] != "version"]
+    assert stack_calls, calls
+    for _, passphrase, backend in stack_calls:
+        assert passphrase == secret
+        assert backend == f"file://{home / 'pulumi'}"

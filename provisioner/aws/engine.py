@@ -65,7 +65,13 @@ class AutomationEngine:
             fd = os.open(passphrase_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(32))
+        # The CLI reads PULUMI_CONFIG_PASSPHRASE before PULUMI_CONFIG_PASSPHRASE_FILE (pulumi/pulumi
+        # pkg/secrets/passphrase/manager.go), so a passphrase in the user's own environment would win over
+        # lit's file, and an update or destroy from another shell would fail to decrypt. lit's stacks always use
+        # lit's own secret: both variables are set, overriding the user's (LocalWorkspace's env_vars are laid
+        # over os.environ for each CLI call).
         return {"PULUMI_BACKEND_URL": f"file://{self.backend}",
+                "PULUMI_CONFIG_PASSPHRASE": passphrase_file.read_text().strip(),
                 "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file),
                 "PULUMI_SKIP_UPDATE_CHECK": "true"}
 

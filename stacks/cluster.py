@@ -39,7 +39,12 @@ def program() -> None:
         default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
     )
     opts = pulumi.ResourceOptions(provider=provider)
-    zones = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(provider=provider))
+    # Only zones of type availability-zone: an account's opted-in Local Zones (us-east-1-bos-1a, ...) are
+    # "available" too, sort before the region's own zones and lack most instance types (EC2 API reference,
+    # DescribeAvailabilityZones: the zone-type filter).
+    zones = aws.get_availability_zones(
+        state="available", filters=[aws.GetAvailabilityZonesFilterArgs(name="zone-type", values=["availability-zone"])],
+        opts=pulumi.InvokeOptions(provider=provider))
     azs = sorted(zones.names)[:MAX_AZS]
     if len(azs) < MIN_AZS:
         raise ValueError(f"region {region} offers {len(azs)} availability zones; a lit cluster needs {MIN_AZS}")

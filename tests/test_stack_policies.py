@@ -27,6 +27,7 @@ ACCOUNT = "123456789012"
 CLUSTER = "policy-test"
 REGION = "us-east-1"
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]  # what the mocked getAvailabilityZones answers
+LOCAL_ZONE = "us-east-1-bos-1a"  # an opted-in Local Zone: answered too, unless the program filters it out
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/lit-deployer"
 EXTERNAL_ID = "lit-ext-7f3a9c"
 SSH_CIDR = "203.0.113.7/32"
@@ -113,8 +114,17 @@ def _run_program(config: dict[str, str]) -> dict[str, Any]:
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
             self.calls.append({"token": args.token, "args": args.args, "provider": args.provider})
             if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-                return {"id": REGION, "names": ZONES, "zoneIds": [f"use1-az{i}" for i in range(1, len(ZONES) + 1)],
-                        "groupNames": [REGION] * len(ZONES), "state": "available"}, []
+                # As EC2 answers an account with an opted-in Local Zone: it is "available" and sorts first; the
+                # filters the program passes are applied as DescribeAvailabilityZones does.
+                zones = [{"name": name, "zoneId": f"use1-az{i}", "zoneType": "availability-zone"}
+                         for i, name in enumerate(ZONES, 1)] + \
+                        [{"name": LOCAL_ZONE, "zoneId": "use1-bos1-az1", "zoneType": "local-zone"}]
+                for f in args.args.get("filters") or []:
+                    key = {"zone-type": "zoneType", "zone-name": "name", "zone-id": "zoneId"}[f["name"]]
+                    zones = [z for z in zones if z[key] in f["values"]]
+                zones.sort(key=lambda z: z["name"])
+                return {"id": REGION, "names": [z["name"] for z in zones], "zoneIds": [z["zoneId"] for z in zones],
+                        "groupNames": [REGION] * len(zones), "state": "available"}, []
             return {}, []
 
     class RecordingMonitor(MockMonitor):

@@ -42,7 +42,8 @@ def check_cluster_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Machine:
-    """A machine a work can run on."""
+    """A machine a work can run on. `address` is where lit connects (SSH); `internal_address` is where the other
+    works of the cluster reach it (a cloud instance's private address; by default the same as `address`)."""
 
     id: str
     address: str
@@ -53,14 +54,23 @@ class Machine:
     gpus: int = 0
     state: str = "ready"
     python: str = "python3"
+    internal_address: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.internal_address:
+            object.__setattr__(self, "internal_address", self.address)
 
     @property
     def target(self) -> str:
         return f"{self.user}@{self.address}:{self.port}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "address": self.address, "user": self.user, "port": self.port, "cpus": self.cpus,
-                "memory_mb": self.memory_mb, "gpus": self.gpus, "state": self.state, "python": self.python}
+        data: dict[str, Any] = {"id": self.id, "address": self.address, "user": self.user, "port": self.port,
+                                "cpus": self.cpus, "memory_mb": self.memory_mb, "gpus": self.gpus, "state": self.state,
+                                "python": self.python}
+        if self.internal_address != self.address:  # records of machines with one address stay as they were
+            data["internal_address"] = self.internal_address
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Machine:

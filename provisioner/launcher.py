@@ -630,8 +630,9 @@ class RemoteAgent(threading.Thread):
         self.attach_command = f"{q(python)} -S -c {q(ATTACH)} {q(self.socket_path)}"
         leases = [f"{lease.lease_dir}/{i}" for i in lease.gpu_ids] if lease.lease_dir else []
         assert self.cluster is not None and self.provider is not None
-        self._placement = Placement(
-            machine.address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}", machine.target,
+        self._placement = Placement(  # the other works reach this one at its internal (private) address
+            machine.internal_address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}",
+            machine.target,
             {"leases": leases, "poweroff": self.provider.poweroff_command(self.cluster, machine),
              "storage": self._storage(run_root),
              "bind_host": "0.0.0.0"},  # a work's server on its own machine serves the other works

@@ -5,6 +5,7 @@ configured only from its cloud-init user data. Faults (capacity, quota) are inje
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
+from tests.fakecloud.motod import PUBLIC_CIDR
 from tests.support import require, wait_for, wait_line
 
 ROLE = "arn:aws:iam::111122223333:role/lit-byoc"
@@ -124,6 +126,28 @@ def test_hello_app_each_work_on_its_own_instance_all_terminated_at_the_end(lit: 
                  "work_A | machine terminated", "work_B | machine stopped", "work_B | machine terminated"):
         assert line in result.stderr
     assert "g5.xlarge" in result.stderr and "$" in result.stderr  # the summary's instance type and cost
+
+
+def test_works_reach_each_other_at_private_addresses_and_lit_connects_to_public_ones(lit: Lit, ec2: Any) -> None:
+    """A work's internal_ip is its instance's private address (the one the cluster's security group admits traffic
+    from the other instances on); lit itself connects to the public one, which the other instances cannot reach."""
+    obs = lit.tmp / "obs.json"
+    result = lit.run(str(APPS / "serve_app.py"), "--cloud", "gpus", "--env", f"OBS={obs}")
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(obs.read_text())
+    ran = {work_of(i): i for i in instances(ec2, ("terminated",)) if i["InstanceId"] in result.stderr}
+    server, client = ran["root.server"], ran["root.client"]
+    private = server["PrivateIpAddress"]
+    assert seen["url"].startswith(f"http://{private}:"), (seen, private)
+    assert seen["answer"]["served_by"] == "ip-" + private.replace(".", "-")
+    assert seen["client"] == "ip-" + client["PrivateIpAddress"].replace(".", "-")
+    for instance in (server, client):
+        iid = instance["InstanceId"]
+        line = next(x for x in result.stderr.splitlines() if f"running: {iid} " in x)
+        public = line.split(" at ", 1)[1].split()[0]
+        assert line.endswith(f"(private {instance['PrivateIpAddress']})"), line
+        assert ipaddress.ip_address(public) in ipaddress.ip_network(PUBLIC_CIDR), line
+        assert f"connecting to ubuntu@{public}:22" in result.stderr
 
 
 def test_every_instance_is_locked_down(lit: Lit, ec2: Any, home: Path, cloud: FakeCloud) -> None:

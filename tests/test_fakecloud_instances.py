@@ -7,6 +7,9 @@ Needs root (the bridge, namespaces): skipped otherwise, but a failure when CI=tr
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
 from tests.fakecloud.amis import CPU_IMAGE_ID, GPU_IMAGE_ID
 from tests.fakecloud.cloudinit import parse, parse_subset
 from tests.fakecloud.instances import power_action
+from tests.fakecloud.motod import PUBLIC_CIDR
 from tests.support import require
 from tests.testbed import _netns_list, _same_process
 
@@ -166,6 +170,61 @@ def test_running_instance_is_a_host_with_the_user_data_keys(instance: dict[str, 
     scanned = subprocess.run(["ssh-keyscan", "-t", "ed25519", instance["ip"]], capture_output=True, text=True,
                              timeout=10).stdout.split()
     assert scanned[1:3] == keys["host_public"].split()[:2]
+
+
+def test_public_address_reached_from_this_machine_only_private_one_from_instances(
+        cloud: FakeCloud, ec2: Any, subnet: str, keys: dict[str, Any]) -> None:
+    """An instance's public address comes from the range that plays the internet, and only this machine (the
+    operator's side) reaches it; the other instances reach it at its private address only, as in AWS where the
+    cluster's security group admits cluster traffic by private address."""
+    made = ec2.run_instances(ImageId=CPU_IMAGE_ID, InstanceType="t3.medium", MinCount=2, MaxCount=2,
+                             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet,
+                                                 "AssociatePublicIpAddress": True}],
+                             UserData=user_data(keys))["Instances"]
+    ids = [m["InstanceId"] for m in made]
+    try:
+        a = cloud.wait_host(ids[0], timeout=15)
+        cloud.wait_host(ids[1], timeout=15)
+        described = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+                     for i in r["Instances"]}
+        private, public = described[ids[1]]["PrivateIpAddress"], described[ids[1]]["PublicIpAddress"]
+        assert ipaddress.ip_address(public) in ipaddress.ip_network(PUBLIC_CIDR) and private.startswith("10.77.")
+
+        def banner(address: str) -> str:
+            with contextlib.suppress(OSError), socket.create_connection((address, 22), timeout=2) as sock:
+                return sock.recv(4).decode(errors="replace")
+            return ""
+
+        wait(lambda: banner(public) == "SSH-", 5, f"this machine to reach {public}")
+        on_b = {**made[1], "ip": public, "known_hosts": keys["dir"] / "known_hosts_public"}
+        on_b["known_hosts"].write_text(f"{public} {keys['host_public']}\n")
+        done = ssh(on_b, keys, "hostname")
+        assert done.stdout.strip() == "ip-" + private.replace(".", "-"), done.stderr
+
+        def from_a(address: str) -> subprocess.CompletedProcess[str]:
+            return a.exec(["timeout", "3", "bash", "-c", f"exec 3<>/dev/tcp/{address}/22 && head -c 4 <&3"])
+
+        assert from_a(private).stdout == "SSH-"
+        refused = from_a(public)
+        assert refused.returncode != 0 and refused.stdout == "", (refused.stdout, refused.stderr)
+        assert "unreachable" in refused.stderr.lower(), refused.stderr
+        # a stopped instance has no public address; started again it has a new one
+        ec2.stop_instances(InstanceIds=[ids[1]])
+        wait(lambda: subprocess.run(["ip", "route", "get", public], capture_output=True).returncode != 0, 10,
+             f"{public} to be unreachable once its instance stopped")
+        ec2.start_instances(InstanceIds=[ids[1]])
+        again = ec2.describe_instances(InstanceIds=[ids[1]])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
+        assert again != public and ipaddress.ip_address(again) in ipaddress.ip_network(PUBLIC_CIDR)
+        wait(lambda: banner(again) == "SSH-", 10, f"this machine to reach {again}")
+    finally:
+        ec2.terminate_instances(InstanceIds=ids)
+        for i in ids:
+            cloud.wait_no_host(i, timeout=10)
+    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    assert public not in routes and again not in routes, routes
+    probe = subprocess.run(["ip", "route", "get", PUBLIC_CIDR.replace("0.0/16", "250.250")], capture_output=True,
+                           text=True)
+    assert probe.returncode != 0 and "no route to host" in probe.stderr.lower(), (probe.stdout, probe.stderr)
 
 
 def test_stop_start_keeps_root_and_ends_processes(instance: dict[str, Any], keys: dict[str, Any], ec2: Any,

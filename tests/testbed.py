@@ -1612,6 +1612,18 @@ class TestBed:
             self._save_state()
             _run(["ip", "route", "add", cidr, "dev", self.bridge, "src", self.bridge_address])
 
+    def add_host_address(self, host: Host, address: str) -> None:
+        """One more address for `host` (/32 on its eth0; its sshd listens on every address it has) that only this
+        machine reaches, by a /32 route to the bridge (add_bridge_route): the other hosts have no route to it.
+        Removed by remove_host_address(), or with the host's namespace and the bed's routes."""
+        _run(["ip", "-n", host.netns, "addr", "replace", f"{address}/32", "dev", "eth0"])
+        self.add_bridge_route(f"{address}/32")
+
+    def remove_host_address(self, host: Host, address: str) -> None:
+        self.remove_bridge_route(f"{address}/32")
+        if host.netns in _netns_list():
+            _run(["ip", "-n", host.netns, "addr", "del", f"{address}/32", "dev", "eth0"], check=False)
+
     def _refuse_used(self, net: ipaddress.IPv4Network | ipaddress.IPv6Network, what: str) -> None:
         """Raise if this machine uses a network overlapping `net` (other than this bed's own bridge routes;
         unreachable guards only keep packets in, so they do not count)."""

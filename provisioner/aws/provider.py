@@ -9,6 +9,7 @@ instance, so once connected lit replaces the host key over the verified connecti
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -87,6 +88,18 @@ def main(private, public):
 """
 
 
+def refuse_public_under_emulator(instance_id: str, address: str) -> None:
+    """Against an emulator (AWS_ENDPOINT_URL set) lit connects to private and loopback addresses only: the addresses
+    an emulator hands out are made up, and a public one may be anybody's machine on the internet."""
+    endpoint = emulated()
+    if endpoint is None:
+        return
+    ip = ipaddress.ip_address(address)
+    if not (ip.is_private or ip.is_loopback):
+        raise InfrastructureError(f"{instance_id}: the emulator at {endpoint} gave it the address {address}, which "
+                                  "is not private: lit connects to private addresses only against an emulator")
+
+
 def user_data(authorized_key: str, host_private: str, host_public: str) -> str:
     indented = "\n".join("    " + line for line in host_private.strip().splitlines())
     return (
@@ -141,10 +154,14 @@ class AWSProvider:
 
     @staticmethod
     def address(instance: dict[str, Any]) -> str:
-        # Against an emulator only private addresses are ever contacted (it invents public ones).
-        if emulated():
-            return str(instance["PrivateIpAddress"])
+        """Where lit connects: the instance's public address (its private one only if it has no public one)."""
         return str(instance.get("PublicIpAddress") or instance["PrivateIpAddress"])
+
+    @staticmethod
+    def internal_address(instance: dict[str, Any]) -> str:
+        """Where the cluster's other instances reach it: the security group admits cluster traffic by group
+        reference, which AWS matches on private addresses only."""
+        return str(instance["PrivateIpAddress"])
 
     # -- placing works ----------------------------------------------------------------------------
     def can_ever_place(self, cluster: Cluster, compute: CloudCompute) -> Optional[str]:
@@ -299,21 +316,26 @@ class AWSProvider:
             ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id],
                                                     WaiterConfig={"Delay": 1, "MaxAttempts": 600})
             instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-        address = self.address(instance)
+        address, internal = self.address(instance), self.internal_address(instance)
+        refuse_public_under_emulator(instance_id, address)
         # known_hosts entries name the address: rewrite the pinned key under the address the instance got.
         path = self.known_hosts(cluster, instance_id)
         key_line = [line for line in path.read_text().splitlines() if line and not line.startswith("#")][-1]
         parts = key_line.split()
         store.write_private(path, f"{address} {parts[-2]} {parts[-1]}\n")
-        progress(f"running: {instance_id} ({itype_name}) at {address}")
-        return self._lease(cluster, compute, instance_id, itype_name, address)
+        if instance.get("PublicIpAddress"):
+            progress(f"running: {instance_id} ({itype_name}) at {address} (private {internal})")
+        else:
+            progress(f"running: {instance_id} ({itype_name}) at {address}: it has no public address, so lit "
+                     "connects to its private one")
+        return self._lease(cluster, compute, instance_id, itype_name, address, internal)
 
     def _lease(self, cluster: Cluster, compute: CloudCompute, instance_id: str, itype_name: str,
-               address: str = "") -> Lease:
+               address: str = "", internal: str = "") -> Lease:
         itype = next((t for t in catalog.types_for(compute.name) if t.name == itype_name), None)
         machine = Machine(instance_id, address, self.ssh_user(compute.gpus), 22,
                           itype.vcpus if itype else 0, int((itype.memory_gib if itype else 0) * 1024),
-                          compute.gpus, "running", "python3")
+                          compute.gpus, "running", "python3", internal)
         return Lease(cluster.name, machine, tuple(range(compute.gpus)), None,
                      str(self.known_hosts(cluster, instance_id)), itype_name, itype.price_per_hour if itype else 0.0)
 
@@ -356,7 +378,8 @@ class AWSProvider:
     def list_running(self, cluster: Cluster) -> list[Machine]:
         from .cluster import running_instances
 
-        return [Machine(i["InstanceId"], self.address(i), self.ssh_user(0), state=i["State"]["Name"])
+        return [Machine(i["InstanceId"], self.address(i), self.ssh_user(0), state=i["State"]["Name"],
+                        internal_address=self.internal_address(i))
                 for i in running_instances(cluster, self.session(cluster))]
 
     def delete(self, cluster: Cluster, progress: Progress) -> None:

@@ -8,7 +8,10 @@ POLL seconds, across every account and region:
   private address (prefix of its subnet, on-link route to its VPC's CIDR and to the bridge's subnet, no default
   route), hostname ``ip-10-77-0-4``. This machine reaches it through a route for the subnet on the bridge
   (``ip route add <subnet> dev <bridge> src <bridge address>``), added only if no address or route of the
-  machine overlaps the subnet. sshd takes only what the instance's user data says (``#cloud-config``:
+  machine overlaps the subnet. The host also has the instance's public address (from motod.py's range that
+  plays the internet, 10.99.0.0/16), /32 on its eth0 with a /32 route to it on the bridge: this machine reaches
+  it, the other instances do not (no route to that range), and a stopped instance has none.
+  sshd takes only what the instance's user data says (``#cloud-config``:
   ``ssh_authorized_keys`` and users' keys -> authorized keys; ``ssh_keys`` -> host keys; see cloudinit.py).
   Logins: ``root``, and ``ubuntu`` as on Ubuntu's images: not root (home /home/ubuntu), passwordless ``sudo``.
 * ``stopping``/``stopped``: the host powers off (sshd and every process but its init end; /root, /home and
@@ -63,6 +66,7 @@ class Instance:
     vpc_cidr: str
     shutdown_behavior: str
     user_data: Optional[bytes]
+    public_address: str = ""  # "" while it has none (a stopped instance)
 
 
 def decode_user_data(value: Any) -> Optional[bytes]:
@@ -142,6 +146,7 @@ class Reconciler:
         self.failed: dict[str, float] = {}  # instance id -> when to try again
         self.scheduled: dict[str, tuple[float, str]] = {}  # instance id -> (monotonic deadline, action)
         self.started_at: dict[str, float] = {}
+        self.public: dict[str, str] = {}  # instance id -> the public address its host has
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fakecloud-host")
@@ -186,7 +191,8 @@ class Reconciler:
                     id=inst.id, account=account, region=region, state=inst.state, address=inst.private_ip or "",
                     subnet_cidr=subnet_cidr, vpc_cidr=vpc_cidr,
                     shutdown_behavior=getattr(inst, "instance_initiated_shutdown_behavior", None) or "stop",
-                    user_data=decode_user_data(getattr(inst, "user_data", None)))
+                    user_data=decode_user_data(getattr(inst, "user_data", None)),
+                    public_address=getattr(inst, "public_ip", None) or "")
         return found
 
     def _backend_of(self, instance_id: str) -> Optional[Any]:
@@ -252,6 +258,10 @@ class Reconciler:
                     job = self._power_off
                 if job is None and iid in self.scheduled and self.scheduled[iid][0] <= now:
                     job = self._scheduled
+                if job is None and host is not None and inst is not None and \
+                        self.public.get(iid, "") != inst.public_address and \
+                        (host.powered_on or not inst.public_address):
+                    job = self._sync_public
                 if inst is None or inst.state not in UP_STATES:
                     self.booting.pop(iid, None)
                 if job is not None:
@@ -294,7 +304,9 @@ class Reconciler:
             return
         self.failed.pop(iid, None)
         host.on_event(self._on_event)
-        self.log(f"{iid}: host up at {inst.address} (account {inst.account}, {inst.region}, subnet {subnet}; "
+        self._set_public(iid, host, inst.public_address)
+        self.log(f"{iid}: host up at {inst.address}, public {inst.public_address or 'none'} "
+                 f"(account {inst.account}, {inst.region}, subnet {subnet}; "
                  f"{len(config.authorized_keys)} authorized keys, host keys "
                  f"{sorted(config.host_keys) or 'generated'}) in {time.monotonic() - t0:.2f}s")
         # the state may have moved on meanwhile: the next tick sees it
@@ -304,6 +316,7 @@ class Reconciler:
         self.scheduled.pop(iid, None)
         if host is None:
             return
+        self.public.pop(iid, None)
         self.bed.remove_host(host)
         self._drop_unused_routes()
         self.log(f"{iid}: instance terminated, host removed")
@@ -313,6 +326,7 @@ class Reconciler:
         for h in self.hosts().values():
             with contextlib.suppress(ValueError):
                 in_use.add(ipaddress.ip_interface(f"{h.address}/{h.prefix_len}").network)
+        in_use.update(ipaddress.ip_network(f"{a}/32") for a in list(self.public.values()))
         for cidr in list(self.bed.bridge_routes):
             if ipaddress.ip_network(cidr) not in in_use:
                 self.bed.remove_bridge_route(cidr)
@@ -322,6 +336,7 @@ class Reconciler:
         self.scheduled.pop(iid, None)
         if host is None or not host.powered_on:
             return
+        self._set_public(iid, host, "")  # a stopped instance has no public address
         host.power_off()
         self.bed._save_state()
         self.log(f"{iid}: instance stopped, host powered off")
@@ -332,8 +347,37 @@ class Reconciler:
             return
         self._boot_cleanup(host)
         host.power_on()
+        self._set_public(iid, host, self.instances[iid].public_address)
         self.bed._save_state()
         self.log(f"{iid}: instance running again, host powered on")
+
+    def _sync_public(self, iid: str) -> None:
+        host, inst = self.hosts().get(iid), self.instances.get(iid)
+        if host is not None and inst is not None:
+            self._set_public(iid, host, inst.public_address if host.powered_on else "")
+
+    def _set_public(self, iid: str, host: Host, address: str) -> None:
+        """Give the host the instance's public address, which only this machine reaches (the operator's side: the
+        other instances have no route to the public range), or take it away ("")."""
+        old = self.public.get(iid, "")
+        if old == address:
+            return
+        if old:
+            self.bed.remove_host_address(host, old)
+            self.public.pop(iid, None)
+        if not address:
+            return
+        self.public[iid] = address  # before its route exists, so that _drop_unused_routes keeps it
+        if not ipaddress.ip_address(address).is_private:
+            self.log(f"{iid}: moto gave it the public address {address}, outside the fake cloud's range: "
+                     "not given to its host")
+            return
+        try:
+            self.bed.add_host_address(host, address)
+        except TestBedError as exc:
+            self.log(f"{iid}: this machine cannot reach its public address {address}: {exc}")
+        else:
+            self.log(f"{iid}: public address {address}")
 
     @staticmethod
     def _boot_cleanup(host: Host) -> None:
@@ -395,17 +439,21 @@ class Reconciler:
 
 
 def start(bed_dir: Path, instances_dir: Path, log_path: Path, guard: Optional[str] = None,
-          boot: float = 0.0) -> Reconciler:
+          boot: float = 0.0, public: Optional[str] = None) -> Reconciler:
     """Attach a bed to the bridge of the bed in bed_dir (its record in instances_dir) and start reconciling.
 
     guard: the CIDR lit's stack gives its VPCs, made unreachable on this machine before moto answers: lit connects
     to an instance as soon as moto says it runs, and until its host is up (and routed to the bridge) no packet to
     its address may leave this machine by the default route. boot: seconds each instance takes to boot (0: its
-    host is made as soon as the reconciler sees it; EC2 takes tens of seconds)."""
+    host is made as soon as the reconciler sees it; EC2 takes tens of seconds). public: the range moto's public
+    addresses come from (motod.py), unreachable here too but for the /32 route of each host's public address (and
+    refused if this machine uses it already)."""
     main_bed = TestBed.load(bed_dir)
     bed = TestBed.attach(main_bed, instances_dir)
     if guard:
         bed.add_unreachable_route(guard)
+    if public:
+        bed.add_unreachable_route(public)
     log = open(log_path, "a", buffering=1)  # open for the life of the process
     reconciler = Reconciler(bed, log, boot=boot)
     reconciler.start()

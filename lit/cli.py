@@ -275,18 +275,30 @@ def cluster_group() -> None:
 @cluster_group.command("policy")
 @click.option("--external-id", default=None, help="Require this external ID in the trust policy.")
 @click.option("--account", default=None, help="The AWS account lit runs from (default: the one you are logged in to).")
-def cluster_policy(external_id: Optional[str], account: Optional[str]) -> None:
+@click.option("--role-arn", default=None, help="The role's ARN, if known: its partition (aws, aws-cn, aws-us-gov) "
+              "goes into the policies' ARNs (default: your login's partition, else aws).")
+def cluster_policy(external_id: Optional[str], account: Optional[str], role_arn: Optional[str]) -> None:
     """Print the IAM permissions policy and trust policy for the role `lit create cluster --provider aws` assumes."""
     from lit.provisioner.aws.cluster import policies
+    from lit.provisioner.aws.session import ROLE_ARN
 
+    partition = None
+    if role_arn is not None:
+        match = ROLE_ARN.match(role_arn)
+        if not match:
+            _fail(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+                  BadInput.exit_code)
+        partition = match["partition"]
     if account is None:
         try:
             from lit.provisioner.aws.session import boto3_module
 
-            account = boto3_module().client("sts").get_caller_identity()["Account"]
+            identity = boto3_module().client("sts").get_caller_identity()
+            account = identity["Account"]
+            partition = partition or str(identity["Arn"]).split(":")[1]
         except Exception:
             account = None  # not logged in: print the placeholder
-    permissions, trust = policies(external_id, account)
+    permissions, trust = policies(external_id, account, partition or "aws")
     click.echo("# Permissions policy (attach to the role):")
     click.echo(json.dumps(permissions, indent=2))
     click.echo("# Trust policy (the role's trust relationship):")

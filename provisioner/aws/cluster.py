@@ -214,43 +214,13 @@ def _delete_bucket(session: RoleSession, bucket: str, delete_data: bool, progres
         progress(f"deleted the bucket {bucket}")
 
 
-def policies(external_id: Optional[str], operator_account: Optional[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The permissions the customer's role needs (what lit and the stack call), and its trust policy."""
-    principal = f"arn:aws:iam::{operator_account or '<YOUR-ACCOUNT-ID>'}:root"
-    trust: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]}
-    if external_id:
-        trust["Statement"][0]["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
-    permissions = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
-            "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets",
-            "ec2:DescribeInternetGateways", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
-            "ec2:DescribeSecurityGroupRules", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
-            "ec2:DescribeImages", "ec2:DescribeTags", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes",
-            "servicequotas:GetServiceQuota", "sts:GetCallerIdentity"]},
-        {"Sid": "Network", "Effect": "Allow", "Resource": "*", "Action": [
-            "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:ModifyVpcAttribute", "ec2:CreateSubnet", "ec2:DeleteSubnet",
-            "ec2:ModifySubnetAttribute", "ec2:CreateInternetGateway", "ec2:DeleteInternetGateway",
-            "ec2:AttachInternetGateway", "ec2:DetachInternetGateway", "ec2:CreateRouteTable",
-            "ec2:DeleteRouteTable", "ec2:CreateRoute", "ec2:DeleteRoute", "ec2:AssociateRouteTable",
-            "ec2:DisassociateRouteTable", "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup",
-            "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
-            "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", "ec2:CreateTags"]},
-        {"Sid": "Launch", "Effect": "Allow", "Resource": "*", "Action": ["ec2:RunInstances"]},
-        {"Sid": "OnlyLitInstances", "Effect": "Allow", "Resource": "arn:aws:ec2:*:*:instance/*",
-         "Action": ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
-         "Condition": {"StringLike": {"aws:ResourceTag/lit:cluster": "*"}}},
-        {"Sid": "WorkRole", "Effect": "Allow", "Resource": [
-            "arn:aws:iam::*:role/lit/*", "arn:aws:iam::*:instance-profile/lit/*"], "Action": [
-            "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
-            "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
-            "iam:ListRolePolicies", "iam:ListInstanceProfilesForRole", "iam:CreateInstanceProfile",
-            "iam:DeleteInstanceProfile", "iam:GetInstanceProfile", "iam:TagInstanceProfile",
-            "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile"]},
-        {"Sid": "Bucket", "Effect": "Allow", "Resource": ["arn:aws:s3:::lit-*", "arn:aws:s3:::lit-*/*"], "Action": [
-            "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucket*",
-            "s3:PutBucketTagging", "s3:PutEncryptionConfiguration", "s3:GetEncryptionConfiguration",
-            "s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls", "s3:GetObject", "s3:PutObject",
-            "s3:DeleteObject", "s3:DeleteObjectVersion"]},
-    ]}
-    return permissions, trust
+def policies(external_id: Optional[str], operator_account: Optional[str],
+             partition: str = "aws") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The permissions the customer's role needs (derived in policy.py from what the stack's provider and lit call
+    with it) and its trust policy, with ARNs in the role's partition (aws, aws-cn, aws-us-gov)."""
+    from .policy import permissions_policy, trust_policy
+
+    try:
+        return permissions_policy(partition), trust_policy(external_id, operator_account, partition)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None

@@ -22,8 +22,8 @@ COMPUTE_NAMES: dict[str, MachineSpec] = {
     "cpu": MachineSpec(2, 8, 0, "none"),
     "cpu-medium": MachineSpec(8, 32, 0, "none"),
     "gpu": MachineSpec(4, 16, 1, "NVIDIA T4 / A10G class"),
-    "gpu-fast": MachineSpec(8, 61, 1, "NVIDIA V100 / A100 class"),
-    "gpu-fast-multi": MachineSpec(32, 244, 4, "4x NVIDIA V100 / A100 class"),
+    "gpu-fast": MachineSpec(8, 61, 1, "NVIDIA L40S / A100 class"),
+    "gpu-fast-multi": MachineSpec(32, 244, 4, "4x NVIDIA L40S / A100 class"),
 }
 
 _IGNORED = ("shm_size", "mounts", "wait_timeout", "colocation_group_id")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -61,3 +62,134 @@ def test_stacks_use_lits_passphrase_over_the_users(tmp_path: Path, monkeypatch: 
     for _, passphrase, backend in stack_calls:
         assert passphrase == secret
         assert backend == f"file://{home / 'pulumi'}"
+
+
+def test_every_instance_type_is_launched_on_an_image_that_supports_it() -> None:
+    from lit.provisioner.aws import catalog
+
+    for name, types in catalog.CATALOG.items():
+        for itype in types:
+            spec = catalog.image_for(itype)  # raises for a type its image does not list
+            if itype.gpus:
+                assert spec is catalog.GPU_IMAGE and catalog.family(itype.name) in spec.families, (name, itype)
+            else:
+                assert spec is catalog.CPU_IMAGE, (name, itype)
+
+
+def test_a_p3_type_is_refused_on_the_deep_learning_image() -> None:
+    """The Deep Learning Base AMI's release notes list no P3: a catalog that paired them fails here."""
+    from lit.provisioner.aws import catalog
+
+    with pytest.raises(ValueError, match=r"p3\.2xlarge is not supported by the image"):
+        catalog.image_for(catalog.InstanceType("p3.2xlarge", 8, 61, 1, "NVIDIA V100", 3.06, catalog.P_QUOTA))
+
+
+def test_every_catalog_type_meets_its_compute_names_figures() -> None:
+    from lit.provisioner.aws import catalog
+    from lit.runtime.compute import COMPUTE_NAMES
+
+    for name, types in catalog.CATALOG.items():
+        spec = COMPUTE_NAMES[name]
+        for itype in types:
+            assert itype.vcpus >= spec.vcpus, (name, itype, spec)
+            assert itype.memory_gib >= spec.memory_gib and itype.gpus == spec.gpus, (name, itype, spec)
+
+
+def _image(name: str, date: str, size: int = 8) -> dict[str, Any]:
+    return {"ImageId": f"ami-{abs(hash(name + date)) % 10**8:08d}", "Name": name, "CreationDate": date,
+            "RootDeviceName": "/dev/sda1",
+            "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": size, "SnapshotId": "snap-1"}},
+                                    {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"}]}
+
+
+def test_the_ubuntu_image_falls_back_to_the_older_name_series() -> None:
+    from lit.provisioner.aws import catalog
+    from lit.provisioner.aws.provider import pick_image
+
+    gp2 = _image("ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240301", "2024-03-01T00:00:00.000Z")
+    gp3 = _image("ubuntu/images/hvm-ssd-gp3/ubuntu-jammy-22.04-amd64-server-20231010", "2023-10-10T00:00:00.000Z")
+    assert pick_image([gp2], catalog.CPU_IMAGE) == (gp2["ImageId"], "/dev/sda1", 8)
+    # The gp3 series is preferred when a region has it, even when a gp2 image is newer.
+    assert pick_image([gp2, gp3], catalog.CPU_IMAGE)[0] == gp3["ImageId"]
+    assert pick_image([], catalog.CPU_IMAGE) is None
+
+
+def test_the_root_volume_is_at_least_the_images_snapshot() -> None:
+    from lit.provisioner.aws import catalog
+    from lit.provisioner.aws.provider import pick_image
+
+    dlami = _image("Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261101", "2026-11-01", size=140)
+    assert pick_image([dlami], catalog.GPU_IMAGE)[2] == 140
+
+
+class _EC2:
+    """Answers StopInstances/TerminateInstances/DescribeInstances from a script, as eventually consistent EC2
+    does right after RunInstances (a unit test of lit's own retry seam: the calls and the answers it gets)."""
+
+    def __init__(self, answers: dict[str, list[Any]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def _next(self, name: str) -> Any:
+        import botocore.exceptions
+
+        self.calls.append(name)
+        answer = self.answers[name].pop(0) if len(self.answers[name]) > 1 else self.answers[name][0]
+        if isinstance(answer, str) and answer in ("InvalidInstanceID.NotFound", "IncorrectInstanceState"):
+            raise botocore.exceptions.ClientError({"Error": {"Code": answer, "Message": "not yet"}}, name)
+        return answer
+
+    def stop_instances(self, InstanceIds: list[str]) -> Any:
+        return self._next("stop_instances")
+
+    def terminate_instances(self, InstanceIds: list[str]) -> Any:
+        return self._next("terminate_instances")
+
+    def describe_instances(self, InstanceIds: list[str]) -> Any:
+        state = self._next("describe_instances")
+        return {"Reservations": [{"Instances": [{"InstanceId": InstanceIds[0], "State": {"Name": state}}]}]}
+
+
+def test_stop_right_after_launch_is_asked_again_until_ec2_confirms() -> None:
+    from lit.provisioner.aws.provider import settle
+
+    ec2 = _EC2({"stop_instances": ["InvalidInstanceID.NotFound", "IncorrectInstanceState", {}],
+                "describe_instances": ["InvalidInstanceID.NotFound", "pending", "stopping"]})
+    slept: list[float] = []
+    settle(ec2, "stop_instances", ["i-0abc"], sleep=slept.append)
+    assert ec2.calls.count("stop_instances") == 3 and ec2.calls[-1] == "describe_instances"
+    assert slept == [0.5, 1.0]
+
+
+def test_an_instance_that_never_stops_is_named_not_forgotten() -> None:
+    from lit.provisioner.aws.provider import settle
+    from lit.runtime.errors import InfrastructureError
+
+    ec2 = _EC2({"stop_instances": ["IncorrectInstanceState"], "describe_instances": ["pending"]})
+    with pytest.raises(InfrastructureError, match=r"i-0abc \(pending\).*terminate-instances --instance-ids i-0abc"):
+        settle(ec2, "stop_instances", ["i-0abc"], seconds=3.0, sleep=lambda s: None)
+
+
+def test_terminate_confirms_shutting_down() -> None:
+    from lit.provisioner.aws.provider import settle
+
+    ec2 = _EC2({"terminate_instances": ["InvalidInstanceID.NotFound", {}],
+                "describe_instances": ["InvalidInstanceID.NotFound", "shutting-down"]})
+    settle(ec2, "terminate_instances", ["i-0abc"], sleep=lambda s: None)
+    assert ec2.calls.count("terminate_instances") == 2
+
+
+def test_kept_machines_belong_to_one_app(tmp_path: Path) -> None:
+    """Two apps both called app.py with the same work names are different apps; the same file run again (even
+    edited) is the same app."""
+    from lit.provisioner.launcher import app_identity
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = tmp_path / "a" / "app.py", tmp_path / "b" / "app.py"
+    a.write_text("x = 1\n")
+    b.write_text("x = 1\n")
+    first = app_identity(a)
+    assert first.startswith("app-") and first != app_identity(b)
+    a.write_text("x = 2\n")
+    assert app_identity(a) == first

@@ -503,5 +503,15 @@ def test_policy_aws_resources_are_children_of_the_four_cluster_components(stack:
         assert types <= children.get(component, set()), f"{component} lacks {types - children.get(component, set())}"
 
 
+def test_policy_every_resource_and_call_of_the_program_has_a_row_in_the_role_permission_table(stack: Recorded) -> None:
+    """The role's permissions are derived from provisioner/aws/policy.py's table: a resource type (or invoke) the
+    program adds without a row there would be created without the permissions it needs."""
+    from lit.provisioner.aws.policy import STACK
+
+    used = {r["type"] for r in stack.resources if r["custom"]} | {c["token"] for c in stack.calls}
+    missing = sorted(t for t in used if t not in STACK)
+    assert not missing, f"no row in policy.STACK for {missing}"
+
+
 if __name__ == "__main__":
     Path(sys.argv[2]).write_text(json.dumps(_run_program(json.loads(sys.argv[1])), default=repr))

@@ -81,12 +81,20 @@ class Cancelled(LitError):
     """The orchestrator ended before this machine was ready."""
 
 
+def app_identity(app_file: Path) -> str:
+    """A stable name for the app across runs, `<stem>-<12 hex>`: its stem (most apps are `app.py`) plus a digest
+    of this machine's name and the file's absolute path, so machines kept for one app (--keep-machines) are never
+    taken by another app whose file or works have the same names. Editing the app keeps its identity."""
+    where = f"{socket.gethostname()}:{app_file.resolve()}"
+    return f"{app_file.stem}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+
+
 class ClusterLauncher:
     """Starts each work's agent on a machine of a cluster (`--cloud NAME`, or the work's own clusters)."""
 
     def __init__(self, default_cluster: str, run_id: str, app_file: Path, keep_machines: bool = False) -> None:
         self.run_id = run_id
-        self.app_name = Path(app_file).stem
+        self.app_name = app_identity(Path(app_file))
         self.keep_machines = keep_machines
         self.default = default_cluster
         self.clusters: dict[str, tuple[Cluster, Provider]] = {}

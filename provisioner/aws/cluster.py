@@ -173,9 +173,13 @@ def delete(cluster: Cluster, delete_data: bool, progress: Progress) -> None:
         ids = [i["InstanceId"] for i in instances]
         progress(f"terminating {len(ids)} instance(s): {', '.join(ids)}")
         ec2 = session.client("ec2")
+        from .provider import settle, wait_terminated
+
         with mapped_errors("terminating instances"):
-            ec2.terminate_instances(InstanceIds=ids)
-            ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+            # Not botocore's instance_terminated waiter: it gives up at once on an instance still pending or
+            # stopping, which delete must cope with (a run just started, or a machine being stopped).
+            settle(ec2, "terminate_instances", ids)
+            wait_terminated(ec2, ids)
     engine = load_engine()
     progress(f"destroying the stack {cluster.name}")
     engine.destroy(cluster.name, stack_config(cluster), progress)

@@ -9,6 +9,7 @@ instance, so once connected lit replaces the host key over the verified connecti
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
 import threading
@@ -27,7 +28,16 @@ from .session import RoleSession, emulated, mapped_errors
 CAPACITY_ERRORS = frozenset({"InsufficientInstanceCapacity", "Unsupported", "InsufficientHostCapacity",
                              "InsufficientCapacity"})
 QUOTA_ERRORS = frozenset({"VcpuLimitExceeded", "InstanceLimitExceeded"})
-PROFILE_PROPAGATION_SECONDS = 60.0  # how long RunInstances is retried while EC2 does not see a new instance profile
+# How long RunInstances is retried while EC2 does not see the cluster's new instance profile. IAM is eventually
+# consistent ("changes ... take time to become visible", IAM user guide: troubleshooting, "Changes that I make are
+# not always immediately visible"); reports of EC2 not seeing a new profile go past two minutes.
+PROFILE_PROPAGATION_SECONDS = 300.0
+# EC2 is eventually consistent too (EC2 API reference, "Eventual consistency in the Amazon EC2 API"): right after
+# RunInstances, StopInstances or TerminateInstances may answer InvalidInstanceID.NotFound ("does not mean the
+# instance was or will be terminated") and a pending instance answers StopInstances with IncorrectInstanceState.
+# lit asks again until DescribeInstances confirms, for up to this long.
+SETTLE_SECONDS = 600.0
+NOT_YET = frozenset({"InvalidInstanceID.NotFound", "IncorrectInstanceState"})
 LIVE = ["pending", "running", "stopping", "stopped"]
 
 
@@ -115,13 +125,95 @@ def user_data(authorized_key: str, host_private: str, host_public: str) -> str:
     )
 
 
+def pick_image(images: list[dict[str, Any]], spec: catalog.ImageSpec) -> Optional[tuple[str, str, int]]:
+    """(image id, root device name, root snapshot GiB) of the newest image of the first pattern that has any."""
+    for pattern in spec.name_patterns:
+        matching = [i for i in images if fnmatch.fnmatchcase(i.get("Name", ""), pattern)]
+        if matching:
+            newest = max(matching, key=lambda i: i.get("CreationDate", ""))
+            root = newest.get("RootDeviceName") or "/dev/sda1"
+            sizes = [int(m["Ebs"].get("VolumeSize") or 0) for m in newest.get("BlockDeviceMappings", [])
+                     if m.get("DeviceName") == root and "Ebs" in m]
+            return newest["ImageId"], root, max(sizes, default=0)
+    return None
+
+
+# What each call is waiting for: the states that confirm it took effect.
+SETTLED = {"stop_instances": ("stopping", "stopped"), "terminate_instances": ("shutting-down", "terminated")}
+
+
+def settle(ec2: Any, call: str, instance_ids: list[str], seconds: float = SETTLE_SECONDS,
+           sleep: Callable[[float], None] = time.sleep) -> None:
+    """StopInstances or TerminateInstances, asked again until DescribeInstances confirms it for every instance.
+
+    An instance lit cannot yet see (InvalidInstanceID.NotFound right after it was made) or that cannot take the
+    call yet (IncorrectInstanceState: still pending) is asked again with backoff; an instance never seen for
+    `seconds` raises, naming it, so no machine is quietly left running."""
+    import botocore.exceptions
+
+    wanted = SETTLED[call]
+    pending = list(instance_ids)
+    deadline = time.monotonic() + seconds
+    delay = 0.5
+    while True:
+        try:
+            getattr(ec2, call)(InstanceIds=pending)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in NOT_YET:
+                raise
+        states = _states(ec2, pending)
+        pending = [i for i in pending if states.get(i) not in wanted]
+        if not pending:
+            return
+        if time.monotonic() + delay > deadline:
+            seen = ", ".join(f"{i} ({states.get(i, 'not visible')})" for i in pending)
+            raise InfrastructureError(f"{call} did not take effect within {seconds:.0f} s for {seen}; check the EC2 "
+                                      "console and remove it with: aws ec2 terminate-instances --instance-ids "
+                                      + " ".join(pending))
+        sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def wait_terminated(ec2: Any, instance_ids: list[str], seconds: float = SETTLE_SECONDS,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """Until every instance is terminated (the security group and subnets can only go after that)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        states = _states(ec2, instance_ids)
+        left = [i for i in instance_ids if states.get(i, "terminated") != "terminated"]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise InfrastructureError(f"still not terminated after {seconds:.0f} s: "
+                                      + ", ".join(f"{i} ({states[i]})" for i in left))
+        sleep(2.0)
+
+
+def _states(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
+    """Each instance's state as DescribeInstances sees it now (instances it does not see yet are left out)."""
+    import botocore.exceptions
+
+    states = {}
+    for instance_id in instance_ids:  # one by one: one id not visible yet fails a call that names several
+        try:
+            reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
+                raise
+            continue
+        for reservation in reservations:
+            for instance in reservation["Instances"]:
+                states[instance["InstanceId"]] = instance["State"]["Name"]
+    return states
+
+
 class AWSProvider:
     name = "aws"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sessions: dict[str, RoleSession] = {}
-        self._images: dict[tuple[str, int], tuple[str, str]] = {}
+        self._images: dict[tuple[str, catalog.ImageSpec], tuple[str, str, int]] = {}
 
     # -- sessions and lookups ---------------------------------------------------------------------
     def session(self, cluster: Cluster) -> RoleSession:
@@ -132,25 +224,27 @@ class AWSProvider:
                                                            f"lit-{cluster.name}")
             return self._sessions[cluster.name]
 
-    def _image(self, cluster: Cluster, gpus: int) -> tuple[str, str]:
-        """(image id, root device name) of the newest image with the catalog's name."""
-        key = (cluster.name, gpus)
+    def _image(self, cluster: Cluster, spec: catalog.ImageSpec) -> tuple[str, str, int]:
+        """(image id, root device name, root snapshot size in GiB) of the newest available x86_64 image of the
+        first of the spec's name patterns that has any."""
+        key = (cluster.name, spec)
         if key not in self._images:
-            spec = catalog.image_for(gpus)
             ec2 = self.session(cluster).client("ec2")
             with mapped_errors("looking up the machine image"):
-                images = ec2.describe_images(Owners=[spec.owner],
-                                             Filters=[{"Name": "name", "Values": [spec.name_pattern]}])["Images"]
-            if not images:
-                raise InfrastructureError(f"no image named {spec.name_pattern!r} from owner {spec.owner} in "
-                                          f"{cluster.settings['region']}")
-            newest = max(images, key=lambda i: i.get("CreationDate", ""))
-            self._images[key] = (newest["ImageId"], newest.get("RootDeviceName") or "/dev/sda1")
+                images = ec2.describe_images(Owners=[spec.owner], Filters=[
+                    {"Name": "name", "Values": list(spec.name_patterns)},
+                    {"Name": "architecture", "Values": ["x86_64"]}, {"Name": "state", "Values": ["available"]}],
+                )["Images"]
+            chosen = pick_image(images, spec)
+            if chosen is None:
+                raise InfrastructureError(f"no image named {' or '.join(map(repr, spec.name_patterns))} from owner "
+                                          f"{spec.owner} in {cluster.settings['region']}")
+            self._images[key] = chosen
         return self._images[key]
 
     @staticmethod
     def ssh_user(gpus: int) -> str:
-        return os.environ.get("LIT_AWS_SSH_USER") or catalog.image_for(gpus).user
+        return os.environ.get("LIT_AWS_SSH_USER") or (catalog.GPU_IMAGE if gpus else catalog.CPU_IMAGE).user
 
     @staticmethod
     def address(instance: dict[str, Any]) -> str:
@@ -173,17 +267,21 @@ class AWSProvider:
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
                 progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
         told = made or (lambda lease: None)
-        stopped = self._stopped_instance(cluster, app, work)
+        stopped = self._stopped_instance(cluster, app, work, compute)
         if stopped is not None:
             return self._restart(cluster, compute, stopped, progress, told)
         return self._launch(cluster, compute, run_id, app, work, progress, told)
 
-    def _stopped_instance(self, cluster: Cluster, app: str, work: str) -> Optional[dict[str, Any]]:
+    def _stopped_instance(self, cluster: Cluster, app: str, work: str,
+                          compute: CloudCompute) -> Optional[dict[str, Any]]:
+        """A machine kept (--keep-machines) by an earlier run of the same app (`app` is its stable identity, see
+        ClusterLauncher) for the same work with the same compute; never another app's."""
         ec2 = self.session(cluster).client("ec2")
         with mapped_errors("looking for a stopped instance of this work"):
             found = ec2.describe_instances(Filters=[
                 {"Name": "tag:lit:cluster", "Values": [cluster.name]}, {"Name": "tag:lit:app", "Values": [app]},
-                {"Name": "tag:lit:work", "Values": [work]},
+                {"Name": "tag:lit:work", "Values": [work]}, {"Name": "tag:lit:compute", "Values": [compute.name]},
+                {"Name": "instance-type", "Values": [t.name for t in catalog.types_for(compute.name)]},
                 {"Name": "instance-state-name", "Values": ["stopped", "stopping"]}])["Reservations"]
         instances = [i for r in found for i in r["Instances"]]
         return instances[0] if instances else None
@@ -213,16 +311,19 @@ class AWSProvider:
         ec2 = session.client("ec2", fail_fast=True)
         types = catalog.types_for(compute.name)
         self._check_quota(cluster, types[0])
-        image, root_device = self._image(cluster, compute.gpus)
         host_private, host_public = new_host_key()
         data = user_data(cluster.settings["public_key"], host_private, host_public)
         subnets = ec2.describe_subnets(SubnetIds=outputs["subnet_ids"])["Subnets"]
         subnets.sort(key=lambda s: outputs["subnet_ids"].index(s["SubnetId"]))
         tags = [{"Key": "lit:cluster", "Value": cluster.name}, {"Key": "lit:app", "Value": app},
                 {"Key": "lit:run", "Value": run_id}, {"Key": "lit:work", "Value": work},
+                {"Key": "lit:compute", "Value": compute.name},
                 {"Key": "Name", "Value": f"lit {cluster.name} {work}"}]
         tried: list[str] = []
         for itype in types:
+            image, root_device, snapshot_gib = self._image(cluster, catalog.image_for(itype))
+            # The root volume may not be smaller than the image's snapshot (RunInstances refuses it).
+            volume_gib = max(compute.disk_size, 100 if compute.gpus else 30, snapshot_gib)
             for subnet in subnets:
                 where = f"{itype.name} in {subnet['AvailabilityZone']}"
                 progress(f"requested {where}")
@@ -235,7 +336,7 @@ class AWSProvider:
                         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled",
                                          "HttpPutResponseHopLimit": 1},
                         BlockDeviceMappings=[{"DeviceName": root_device, "Ebs": {
-                            "VolumeSize": max(compute.disk_size, 100 if compute.gpus else 30),
+                            "VolumeSize": volume_gib,
                             "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}],
                         InstanceInitiatedShutdownBehavior="stop", UserData=data,
                         TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
@@ -363,12 +464,12 @@ class AWSProvider:
         """The work is done: stop its instance (its disk stays; a new call starts it again)."""
         ec2 = self.session(cluster).client("ec2")
         with mapped_errors(f"stopping {lease.machine.id}"):
-            ec2.stop_instances(InstanceIds=[lease.machine.id])
+            settle(ec2, "stop_instances", [lease.machine.id])
 
     def terminate(self, cluster: Cluster, lease: Lease) -> None:
         ec2 = self.session(cluster).client("ec2")
         with mapped_errors(f"terminating {lease.machine.id}"):
-            ec2.terminate_instances(InstanceIds=[lease.machine.id])
+            settle(ec2, "terminate_instances", [lease.machine.id])
         self.known_hosts(cluster, lease.machine.id).unlink(missing_ok=True)
 
     def poweroff_command(self, cluster: Cluster, machine: Machine) -> Optional[list[str]]:

@@ -6,6 +6,9 @@ lit registers these when LIT_BOTO_HOOKS=tests.aws_hooks:register; the faults com
 
 profile_not_ready: the first N RunInstances calls fail as they do while IAM has not propagated a new instance
 profile to EC2.
+not_found: {"StopInstances": N, "TerminateInstances": N}: the first N such calls answer InvalidInstanceID.NotFound,
+and so does the first DescribeInstances after each of them, as EC2 may right after RunInstances (eventual
+consistency); incorrect_state: {"StopInstances": N}: the next N answer IncorrectInstanceState (still pending).
 slow_boot: every DescribeInstances of given instance ids (how lit waits for a new instance to run) takes that many
 seconds more, as if the instance were still pending: a window in which the instance exists but is not ready.
 """
@@ -68,6 +71,35 @@ def register(events: Any) -> None:
         if faults.get("slow_boot") and params.get("InstanceIds"):
             time.sleep(float(faults["slow_boot"]))
 
+    not_found = dict(faults.get("not_found", {}))
+    incorrect = dict(faults.get("incorrect_state", {}))
+    describe_not_found = [0]
+
+    def not_yet(operation: str) -> Any:
+        def decide(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            ids = ",".join(params.get("InstanceIds", []))
+            if not_found.get(operation, 0) > 0:
+                not_found[operation] -= 1
+                describe_not_found[0] += 1
+                context["lit_fault"] = _error("InvalidInstanceID.NotFound",
+                                              f"The instance ID '{ids}' does not exist")
+            elif incorrect.get(operation, 0) > 0:
+                incorrect[operation] -= 1
+                context["lit_fault"] = _error("IncorrectInstanceState",
+                                              f"The instance '{ids}' is not in a state from which it can be stopped.")
+        return decide
+
+    def describe_not_yet(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if describe_not_found[0] > 0 and params.get("InstanceIds"):
+            describe_not_found[0] -= 1
+            context["lit_fault"] = _error("InvalidInstanceID.NotFound",
+                                          f"The instance ID '{','.join(params['InstanceIds'])}' does not exist")
+
+    for operation in ("StopInstances", "TerminateInstances"):
+        events.register(f"before-parameter-build.ec2.{operation}", not_yet(operation))
+        events.register(f"before-call.ec2.{operation}", short_circuit)
+    events.register("before-parameter-build.ec2.DescribeInstances", describe_not_yet)
+    events.register("before-call.ec2.DescribeInstances", short_circuit)
     events.register("before-parameter-build.ec2.RunInstances", decide_run)
     events.register("before-parameter-build.ec2.DescribeInstances", slow_boot)
     events.register("before-call.ec2.RunInstances", short_circuit)

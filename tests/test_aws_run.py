@@ -158,7 +158,8 @@ def test_every_instance_is_locked_down(lit: Lit, ec2: Any, home: Path, cloud: Fa
     (instance,) = instances(ec2, ("running",))
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
-    assert tags["lit:cluster"] == "gpus" and tags["lit:app"] == "sleep_app" and tags["lit:work"] == "root.sleeper"
+    assert tags["lit:cluster"] == "gpus" and tags["lit:app"].startswith("sleep_app-")
+    assert tags["lit:work"] == "root.sleeper" and tags["lit:compute"] == "gpu"
     assert tags["lit:run"].startswith("sleep_app-")
     behaviour = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"],
                                                 Attribute="instanceInitiatedShutdownBehavior")
@@ -332,6 +333,43 @@ def test_lit_killed_every_instance_stops_by_itself_within_the_orphan_timeout(lit
     wait_for(lambda: not instances(ec2, ("pending", "running")), ORPHAN + 15, "the orphaned instance to stop itself")
     assert time.monotonic() - killed >= ORPHAN - 1
     assert [i["State"]["Name"] for i in instances(ec2)] == ["stopped"]  # by its own shutdown -h now
+
+
+def test_stop_and_terminate_answered_not_found_or_pending_are_asked_again(lit: Lit, ec2: Any) -> None:
+    """Right after RunInstances EC2 may not see the instance yet (InvalidInstanceID.NotFound: "does not mean the
+    instance was or will be terminated"), or it is still pending (IncorrectInstanceState): lit asks again until
+    DescribeInstances confirms, and leaves nothing running."""
+    result = lit.run(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=0", "--env", "COMPUTE=gpu",
+                     "--name", "not-yet", faults={"not_found": {"StopInstances": 2, "TerminateInstances": 2},
+                                                  "incorrect_state": {"StopInstances": 1}})
+    assert result.returncode == 0, result.stderr
+    assert "woke up" in result.stdout
+    assert "machine stopped" in result.stderr and "machine terminated" in result.stderr
+    ours = [i for i in instances(ec2, ("pending", "running", "stopping", "stopped", "shutting-down", "terminated"))
+            if {"Key": "lit:run", "Value": "not-yet"} in i["Tags"]]
+    assert ours and all(i["State"]["Name"] in ("shutting-down", "terminated") for i in ours), ours
+
+
+def test_kept_machines_are_never_taken_by_another_app_with_the_same_names(lit: Lit, ec2: Any) -> None:
+    """a/app.py and b/app.py, both with work 'root.sleeper': b must not start a's kept machine."""
+    source = (APPS / "sleep_app.py").read_text()
+    for name in ("a", "b"):
+        (lit.tmp / name).mkdir()
+        (lit.tmp / name / "app.py").write_text(source)
+    first = lit.run(str(lit.tmp / "a" / "app.py"), "--cloud", "gpus", "--env", "SLEEP=0", "--keep-machines")
+    assert first.returncode == 0, first.stderr
+    (kept,) = [i["InstanceId"] for i in instances(ec2, ("stopped",))]
+    second = lit.run(str(lit.tmp / "b" / "app.py"), "--cloud", "gpus", "--env", "SLEEP=0")
+    assert second.returncode == 0, second.stderr
+    assert kept not in second.stderr and "again" not in second.stderr
+    assert [i["InstanceId"] for i in instances(ec2, ("stopped",))] == [kept]  # still a's, still stopped
+    # The same app again takes it; with another compute it would not.
+    third = lit.run(str(lit.tmp / "a" / "app.py"), "--cloud", "gpus", "--env", "SLEEP=0", "--env", "COMPUTE=cpu-small")
+    assert third.returncode == 0, third.stderr
+    assert kept not in third.stderr
+    fourth = lit.run(str(lit.tmp / "a" / "app.py"), "--cloud", "gpus", "--env", "SLEEP=0")
+    assert fourth.returncode == 0, fourth.stderr
+    assert f"starting {kept} again" in fourth.stderr
 
 
 def test_keep_machines_stops_them_and_the_next_run_reuses_them(lit: Lit, ec2: Any) -> None:

@@ -14,6 +14,7 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 ALWAYS_IGNORED = (".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".mypy_cache/",
                   ".pytest_cache/", ".ruff_cache/", ".DS_Store")
@@ -118,11 +119,41 @@ def _lit_files() -> list[tuple[str, Path]]:
     return sorted(found.items())
 
 
+# Where a Python keeps the pip wheel its ensurepip installs: CPython's own ensurepip/_bundled, and Debian's and
+# Ubuntu's python3-pip-whl (their ensurepip reads /usr/share/python-wheels).
+PIP_WHEEL_DIRS = ("ensurepip", "/usr/share/python-wheels")
+
+
+def pip_wheel() -> Optional[Path]:
+    """A pip wheel from this machine's Python, for hosts whose python3 has no ensurepip (stock Ubuntu and Debian
+    images: python3-venv is not installed, so `python3 -m venv` fails there)."""
+    found: list[Path] = []
+    for where in PIP_WHEEL_DIRS:
+        if where == "ensurepip":
+            try:
+                import ensurepip
+            except ImportError:
+                continue
+            folder = Path(ensurepip.__file__).parent / "_bundled"
+        else:
+            folder = Path(where)
+        found += folder.glob("pip-*-py3-none-any.whl")
+
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(part) if part.isdigit() else 0 for part in path.name.split("-")[1].split("."))
+
+    return max(found, key=version, default=None)
+
+
 def build(app_file: Path) -> Bundle:
     app_file = app_file.resolve()
     folder = app_file.parent
     entries = [(f"app/{rel}", path) for rel, path in _app_files(folder)]
     entries += [(f"_lit/{rel}", path) for rel, path in _lit_files()]
+    requirements = folder / "requirements.txt"
+    wheel = pip_wheel() if requirements.is_file() else None
+    if wheel is not None:  # the venv for requirements.txt on hosts without ensurepip (see launcher._venv)
+        entries.append((f"_pip/{wheel.name}", wheel))
     buffer = io.BytesIO()
     total = 0
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -142,6 +173,5 @@ def build(app_file: Path) -> Bundle:
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     data = buffer.getvalue()
-    requirements = folder / "requirements.txt"
     return Bundle(hashlib.sha256(data).hexdigest(), data, app_file.name,
                   requirements.read_text() if requirements.is_file() else "")

@@ -660,8 +660,22 @@ class RemoteAgent(threading.Thread):
         venv = f"{home}/.lit/venvs/{digest}"
         wheels = f"{bundle_dir}/app/wheels"
         q = shlex.quote
+        # Stock Ubuntu and Debian images have no ensurepip (python3-venv is not installed), so `python3 -m venv`
+        # fails there: make the venv without pip and install pip into it from a pip wheel, the app's own
+        # (wheels/pip-*.whl) or the one lit brings in the bundle (_pip/), run from the wheel itself as ensurepip
+        # does. No package is installed on the host and no sudo is needed.
+        pip_from_wheel = (
+            f"pipwhl=$(ls {q(wheels)}/pip-*.whl {q(bundle_dir)}/_pip/pip-*.whl 2>/dev/null | head -n 1) && "
+            "if [ -z \"$pipwhl\" ]; then echo 'the host has no ensurepip (python3-venv) and no pip wheel came with "
+            "the code: install python3-venv on the host or put a pip wheel in the app folder under wheels/' >&2; "
+            f"exit 1; fi && {q(python)} -m venv --without-pip {q(venv)} && "
+            f"PYTHONPATH=\"$pipwhl\" {q(venv)}/bin/python -m pip install -q --no-index --disable-pip-version-check "
+            "\"$pipwhl\""
+        )
         script = (
-            f"if [ ! -f {q(venv)}/.complete ]; then rm -rf {q(venv)} && {q(python)} -m venv {q(venv)} && "
+            f"if [ ! -f {q(venv)}/.complete ]; then rm -rf {q(venv)} && "
+            f"if {q(python)} -c 'import ensurepip' 2>/dev/null; then {q(python)} -m venv {q(venv)}; "
+            f"else {pip_from_wheel}; fi && "
             f"if [ -d {q(wheels)} ]; then idx='--no-index --find-links {wheels}'; else idx=''; fi && "
             f"{q(venv)}/bin/pip install -q --disable-pip-version-check $idx -r {q(bundle_dir)}/app/requirements.txt "
             f"&& touch {q(venv)}/.complete; fi"

@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -56,3 +57,27 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def demo_wheel(folder: Path) -> None:
+    """A tiny wheel made by hand (the hosts reach no package index)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "litdemo.py": b"VALUE = 42\n",
+        "litdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: litdemo\nVersion: 1.0\n",
+        "litdemo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: lit-tests\nRoot-Is-Purelib: true\n"
+                                       b"Tag: py3-none-any\n",
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("litdemo-1.0.dist-info/RECORD,,")
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / "litdemo-1.0-py3-none-any.whl", "w") as wheel:
+        for name, data in files.items():
+            wheel.writestr(name, data)
+        wheel.writestr("litdemo-1.0.dist-info/RECORD", "\n".join(record) + "\n")

@@ -20,7 +20,7 @@ import pytest
 
 from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
 from tests.fakecloud.motod import PUBLIC_CIDR
-from tests.support import require, wait_for, wait_line
+from tests.support import demo_wheel, require, wait_for, wait_line
 
 ROLE = "arn:aws:iam::111122223333:role/lit-byoc"
 EXTERNAL_ID = "lit-test-external-id"
@@ -370,6 +370,20 @@ def test_kept_machines_are_never_taken_by_another_app_with_the_same_names(lit: L
     fourth = lit.run(str(lit.tmp / "a" / "app.py"), "--cloud", "gpus", "--env", "SLEEP=0")
     assert fourth.returncode == 0, fourth.stderr
     assert f"starting {kept} again" in fourth.stderr
+
+
+def test_requirements_install_on_an_image_without_ensurepip(lit: Lit, ec2: Any) -> None:
+    """The instance's python3 has no ensurepip, as on stock Ubuntu (python3-venv is not installed): lit makes the
+    venv without pip and brings pip as a wheel; the app's own wheels/ serve its requirements (no index here)."""
+    import shutil
+
+    app_dir = lit.tmp / "reqs"
+    shutil.copytree(APPS / "reqs", app_dir)
+    demo_wheel(app_dir / "wheels")
+    result = lit.run(str(app_dir / "req_app.py"), "--cloud", "gpus", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "litdemo says 42" in result.stdout and "installing requirements.txt" in result.stderr
+    assert not instances(ec2)
 
 
 def test_keep_machines_stops_them_and_the_next_run_reuses_them(lit: Lit, ec2: Any) -> None:

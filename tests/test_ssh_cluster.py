@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import require, wait_for, wait_line
+from tests.support import demo_wheel, require, wait_for, wait_line
 from tests.testbed import TestBed, require_root_and_sshd, testbed_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -271,36 +271,12 @@ def test_delete_cluster_stops_agents_left_on_the_hosts(lit: Lit, bed: TestBed) -
     assert not lit.record_exists("tb")
 
 
-def _demo_wheel(folder: Path) -> None:
-    """A tiny wheel made by hand (the hosts reach no package index)."""
-    import base64
-    import hashlib
-    import zipfile
-
-    files = {
-        "litdemo.py": b"VALUE = 42\n",
-        "litdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: litdemo\nVersion: 1.0\n",
-        "litdemo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: lit-tests\nRoot-Is-Purelib: true\n"
-                                       b"Tag: py3-none-any\n",
-    }
-    record = []
-    for name, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(data)}")
-    record.append("litdemo-1.0.dist-info/RECORD,,")
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(folder / "litdemo-1.0-py3-none-any.whl", "w") as wheel:
-        for name, data in files.items():
-            wheel.writestr(name, data)
-        wheel.writestr("litdemo-1.0.dist-info/RECORD", "\n".join(record) + "\n")
-
-
 def test_requirements_install_into_a_cached_venv_from_shipped_wheels(lit: Lit, bed: TestBed, tmp_path: Path) -> None:
     import shutil
 
     app_dir = tmp_path / "reqs"
     shutil.copytree(APPS / "reqs", app_dir)
-    _demo_wheel(app_dir / "wheels")
+    demo_wheel(app_dir / "wheels")
     lit.create()
     first = lit("run", str(app_dir / "req_app.py"), "--cloud", "tb", timeout=300)
     assert first.returncode == 0, first.stderr

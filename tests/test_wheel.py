@@ -116,3 +116,62 @@ def test_wheel_in_a_clean_venv_runs_the_hello_app(wheel: Path, tmp_path: Path) -
     where = subprocess.run([str(python), "-c", "import lit.runtime.agent as a; print(a.__file__)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path, env=env)
     assert str(env_dir) in where.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel with its aws and ssh extras in a fresh venv outside the checkout (no editable install)."""
+    env_dir = tmp_path_factory.mktemp("wheel-venv") / "venv"
+    venv.create(env_dir, with_pip=True)
+    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    f"{wheel}[aws,ssh]"], check=True, timeout=900, cwd=env_dir)
+    return env_dir
+
+
+@pytest.mark.timeout(1500)
+def test_the_wheel_runs_the_seed_app_in_the_fake_cloud_and_on_the_ssh_test_bed(wheel_venv: Path,
+                                                                              tmp_path: Path) -> None:
+    """From the installed wheel: create an aws cluster in the fake cloud, run the seed's train/analyze app with
+    --cloud, delete the cluster; then the same app on an ssh cluster of the test bed. The only path to the
+    checkout is the fake cloud's stack engine (tests/, through a folder holding nothing else), so every lit
+    module, here and on the hosts, comes from the wheel."""
+    from tests.fakecloud import FakeCloud, requirement
+    from tests.support import require
+    from tests.testbed import TestBed
+
+    require(requirement(), "the fake cloud")
+    lit = str(wheel_venv / "bin" / "lit")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "tests").symlink_to(ROOT / "tests")
+    app_dir = tmp_path / "seed"
+    app_dir.mkdir()
+    (app_dir / "app.py").write_text((ROOT / "examples" / "train_analyze_app.py").read_text())
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LIT_")) and k != "PYTHONPATH"}
+
+    def run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([lit, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=timeout)
+        assert result.returncode == 0, f"lit {' '.join(args)}: {result.stderr[-3000:]}"
+        return result
+
+    def ran_the_seed(result: subprocess.CompletedProcess[str]) -> None:
+        assert "trained on 1000 samples" in result.stdout and "mean absolute error" in result.stdout, result.stdout
+
+    with FakeCloud.up() as cloud:
+        env = {**base, **cloud.env, "PYTHONPATH": str(shim), "LIT_HOME": str(tmp_path / "home-aws")}
+        where = subprocess.run([str(wheel_venv / "bin" / "python"), "-c", "import lit; print(lit.__file__)"],
+                               capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
+        assert where.stdout.startswith(str(wheel_venv)), where.stdout
+        run(env, "create", "cluster", "wheel", "--provider", "aws", "--role-arn",
+            "arn:aws:iam::111122223333:role/lit-byoc", "--external-id", "lit-test-external-id")
+        ran_the_seed(run(env, "run", str(app_dir / "app.py"), "--cloud", "wheel"))
+        run(env, "delete", "cluster", "wheel", "--yes")
+        listed = run(env, "list", "clusters")
+        assert "wheel" not in listed.stdout
+    with TestBed.up(2) as bed:
+        env = {**base, "LIT_HOME": str(tmp_path / "home-ssh")}
+        hosts = ",".join(f"root@{h.address}" for h in bed.hosts)
+        run(env, "create", "cluster", "bed", "--provider", "ssh", "--hosts", hosts, "--key", str(bed.key_path),
+            "--known-hosts", str(bed.known_hosts_path), "--gpus", f"{bed.hosts[1].address}=1")
+        ran_the_seed(run(env, "run", str(app_dir / "app.py"), "--cloud", "bed"))
+        run(env, "delete", "cluster", "bed", "--yes")

@@ -193,3 +193,26 @@ def test_kept_machines_belong_to_one_app(tmp_path: Path) -> None:
     assert first.startswith("app-") and first != app_identity(b)
     a.write_text("x = 2\n")
     assert app_identity(a) == first
+
+
+def test_lit_connects_to_the_public_address_and_works_get_the_private_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lit.provisioner.aws.provider import AWSProvider, refuse_public_under_emulator
+    from lit.provisioner.base import Machine
+    from lit.runtime.errors import InfrastructureError
+
+    instance = {"PrivateIpAddress": "10.77.0.4", "PublicIpAddress": "54.214.1.2"}
+    assert AWSProvider.address(instance) == "54.214.1.2" and AWSProvider.internal_address(instance) == "10.77.0.4"
+    assert AWSProvider.address({"PrivateIpAddress": "10.77.0.4"}) == "10.77.0.4"  # no public address
+    # only checked, never contacted: against an emulator a public-range address is refused
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    refuse_public_under_emulator("i-1", "54.214.1.2")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    refuse_public_under_emulator("i-1", "10.99.0.7")
+    with pytest.raises(InfrastructureError, match=r"54\.214\.1\.2, which is not private"):
+        refuse_public_under_emulator("i-1", "54.214.1.2")
+    # records written before machines had two addresses read as one address for both
+    old = {"id": "h1", "address": "10.0.0.5", "user": "me", "port": 22, "cpus": 2, "memory_mb": 4096, "gpus": 0,
+           "state": "ready", "python": "python3"}
+    assert Machine.from_dict(old).internal_address == "10.0.0.5" and Machine.from_dict(old).to_dict() == old
+    two = Machine("i-1", "10.99.0.7", "ubuntu", internal_address="10.77.0.4")
+    assert Machine.from_dict(two.to_dict()) == two

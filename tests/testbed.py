@@ -802,8 +802,15 @@ class Host:
         pub = self.host_key_path.with_suffix(".pub").read_text().split()
         self.host_key_line = f"{self.address} {pub[0]} {pub[1]}"
 
-    def _start_holder(self, readonly_root: bool, timeout: float = 30.0) -> None:
-        cfg = {
+    # The holder's init program, its file name in the bed's directory, and whether unshare mounts /proc for it
+    # (a host of another kind, e.g. the fake cloud's instances of tests/fakecloud/machine.py, has its own).
+    init_code = _INIT_CODE
+    init_file = "testbed-init.py"
+    mount_proc = True
+
+    def _init_config(self, readonly_root: bool) -> dict[str, Any]:
+        """What the init program reads (init.json in the host's directory)."""
+        return {
             "hostdir": str(self.dir),
             "hostname": self.hostname,
             "login_aliases": list(self.login_aliases),
@@ -814,13 +821,16 @@ class Host:
             "tmpfs": [list(t) for t in PRIVATE_TMPFS],
             "readonly_root": readonly_root,
         }
+
+    def _start_holder(self, readonly_root: bool, timeout: float = 30.0) -> None:
+        cfg = self._init_config(readonly_root)
         (self.dir / "ready").unlink(missing_ok=True)
         cfg_path = self.dir / "init.json"
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
-        init_path = self.bed.base_dir / "testbed-init.py"
+        init_path = self.bed.base_dir / self.init_file
         if not init_path.exists():
-            tmp = init_path.with_name(f".testbed-init.py.{threading.get_ident()}")
-            tmp.write_text(_INIT_CODE)
+            tmp = init_path.with_name(f".{self.init_file}.{threading.get_ident()}")
+            tmp.write_text(self.init_code)
             os.replace(tmp, init_path)
         with open(self.dir / "init.log", "ab") as log:
             self._holder = subprocess.Popen(
@@ -834,7 +844,7 @@ class Host:
                     "--fork",
                     "--kill-child=SIGKILL",
                     "--mount",
-                    "--mount-proc",
+                    *(["--mount-proc"] if self.mount_proc else []),
                     "--propagation",
                     "private",
                     "--uts",
@@ -1466,6 +1476,7 @@ class TestBed:
         login_aliases: Sequence[str] = (),
         sudo_users: Sequence[str] = (),
         timeout: float = 30.0,
+        host_class: Callable[..., Host] | None = None,
     ) -> Host:
         """Bring up one more host and return it once sshd answers.
 
@@ -1475,7 +1486,8 @@ class TestBed:
         public key lines root (and each of login_aliases and sudo_users) accepts; default the bed's client key.
         host_keys: see Host._write_config (default: a new ed25519 key).  sudo_users: logins that are not root
         (a free uid from 1000 up, home /home/NAME) and may run anything as root with `sudo -n`, as a cloud image's
-        "ubuntu" (needs sudo installed on this machine).  Never a default route.
+        "ubuntu" (needs sudo installed on this machine).  Never a default route.  host_class: makes the Host (same
+        arguments as Host()), e.g. a host that boots an OS image of its own (tests/fakecloud/machine.py).
         """
         with self._state_lock:
             if any(h.name == name for h in self.hosts):
@@ -1490,7 +1502,7 @@ class TestBed:
             prefix_len = prefix_len or 24
             if any(h.address == address for h in self.hosts) or address == self.bridge_address:
                 raise TestBedError(f"address {address} is taken")
-            h = Host(
+            h = (host_class or Host)(
                 self,
                 index,
                 name,

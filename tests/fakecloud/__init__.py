@@ -22,6 +22,7 @@ and ``ubuntu``, which is not root and has passwordless sudo, as on Ubuntu's imag
 
         iid = ec2.run_instances(ImageId=CPU_IMAGE_ID, SubnetId=..., UserData=..., MinCount=1, MaxCount=1)...
         host = cloud.wait_host(iid, timeout=10)        # sshd answers at host.address (the private IP)
+        # and soon at the instance's PublicIpAddress (motod.PUBLIC_CIDR), from this machine only, not other hosts
         cloud.hosts_for_instances()                    # {instance id: Host}
 
 Images (amis.py): "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261101" (owner alias amazon) and

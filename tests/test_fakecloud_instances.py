@@ -198,7 +198,7 @@ def test_public_address_reached_from_this_machine_only_private_one_from_instance
         wait(lambda: banner(public) == "SSH-", 5, f"this machine to reach {public}")
         on_b = {**made[1], "ip": public, "known_hosts": keys["dir"] / "known_hosts_public"}
         on_b["known_hosts"].write_text(f"{public} {keys['host_public']}\n")
-        done = ssh(on_b, keys, "hostname")
+        done = ssh(on_b, keys, "hostname", user="ubuntu")
         assert done.stdout.strip() == "ip-" + private.replace(".", "-"), done.stderr
 
         def from_a(address: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,8 @@
 # python3 (Debian's /usr/bin/python3: the fake hosts hide /root, so a pyenv
 # python under /root is not usable inside them), sudo (the fake cloud's
 # "ubuntu" login is not root and uses sudo, as on a cloud image; sudo is only
-# configured inside the hosts).
+# configured inside the hosts), debootstrap (it builds the fake cloud's OS image:
+# python -m tests.fakecloud.image build).
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -18,7 +19,7 @@ fi
 
 need_install=0
 for f in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/ps \
-         /usr/bin/unshare /usr/bin/nsenter /usr/bin/python3 /usr/bin/sudo; do
+         /usr/bin/unshare /usr/bin/nsenter /usr/bin/python3 /usr/bin/sudo /usr/sbin/debootstrap; do
     if [ ! -x "$f" ] && [ ! -x "/bin/${f##*/}" ] && [ ! -x "/sbin/${f##*/}" ]; then
         need_install=1
     fi
@@ -53,7 +54,8 @@ if [ "$need_install" = 1 ]; then
     trap cleanup_policy EXIT
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        openssh-server openssh-client iproute2 procps util-linux python3 python3-venv sudo
+        openssh-server openssh-client iproute2 procps util-linux python3 python3-venv sudo debootstrap \
+        debian-archive-keyring
     cleanup_policy
     trap - EXIT
 

@@ -11,12 +11,13 @@ POLL seconds, across every account and region:
   machine overlaps the subnet. The host also has the instance's public address (from motod.py's range that
   plays the internet, 10.99.0.0/16), /32 on its eth0 with a /32 route to it on the bridge: this machine reaches
   it, the other instances do not (no route to that range), and a stopped instance has none.
-  sshd takes only what the instance's user data says (``#cloud-config``:
-  ``ssh_authorized_keys`` and users' keys -> authorized keys; ``ssh_keys`` -> host keys; see cloudinit.py).
-  Logins: ``root``, and ``ubuntu`` as on Ubuntu's images: not root (home /home/ubuntu), passwordless ``sudo``.
-* ``stopping``/``stopped``: the host powers off (sshd and every process but its init end; /root, /home and
-  /var/tmp stay, as on a disk). ``pending``/``running`` again: it powers on (/tmp and /dev/shm emptied, as a
-  boot does; sshd from the same user-data config).
+  The host boots the OS image of image.py on a disk of its own (machine.py: an overlay over the image), and
+  Debian's cloud-init configures it from the instance's user data (NoCloud seed, instance-id the instance id):
+  the default user ``ubuntu`` (not root, passwordless ``sudo``, as on Ubuntu's images), the host keys of
+  ``ssh_keys``, the authorized keys of ``ssh_authorized_keys``; then the image's sshd starts.
+* ``stopping``/``stopped``: the host powers off (every process of the instance ends; its disk stays).
+  ``pending``/``running`` again: it boots again from that disk (cloud-init runs, its per-instance modules do
+  not: same instance id).
 * ``shutting-down``/``terminated``, or gone from moto (a reset): the host is removed (processes, namespace,
   links, files), and the bridge route of its subnet once no host uses it.
 * on the host, ``shutdown`` (``-h``/``-P``/``-r``, ``now``, ``+M``, ``hh:mm``; ``-c`` cancels), ``poweroff``,
@@ -45,11 +46,12 @@ from typing import Any, Optional, TextIO
 
 from tests.testbed import Host, TestBed, TestBedError
 
-from . import cloudinit
+from .image import image_path
+from .machine import ImageHost, boot_times
 
 POLL = 0.1
 BOOT_FILE = "boot_seconds"  # in the instances' bed folder: the boot time, if set while the cloud runs
-SUDO_USERS = ("ubuntu",)
+BOOT_TIMEOUT = 120.0  # from the host's start to its sshd answering (cloud-init takes ~2 s here when idle)
 RETRY_AFTER = 5.0
 UP_STATES = ("pending", "running")
 DOWN_STATES = ("stopping", "stopped")
@@ -283,7 +285,6 @@ class Reconciler:
     def _create(self, iid: str) -> None:
         inst = self.instances[iid]
         t0 = time.monotonic()
-        config = cloudinit.parse(inst.user_data)
         subnet = ipaddress.ip_network(inst.subnet_cidr) if inst.subnet_cidr else ipaddress.ip_network(
             f"{inst.address}/32")
         routes = [inst.vpc_cidr] if inst.vpc_cidr and inst.vpc_cidr != str(subnet) else []
@@ -294,9 +295,8 @@ class Reconciler:
         try:
             host = self.bed.add_host(
                 iid, inst.address, prefix_len=subnet.prefixlen, routes=routes,
-                hostname="ip-" + inst.address.replace(".", "-"),
-                authorized_keys="\n".join(config.authorized_keys), host_keys=config.host_keys,
-                sudo_users=SUDO_USERS)
+                hostname="ip-" + inst.address.replace(".", "-"), timeout=BOOT_TIMEOUT,
+                host_class=lambda *a: ImageHost(*a, image=image_path(), user_data=inst.user_data, instance_id=iid))
         except TestBedError as exc:
             self.failed[iid] = time.monotonic() + RETRY_AFTER
             self.log(f"{iid}: no host for the instance at {inst.address}: {exc}")
@@ -306,9 +306,8 @@ class Reconciler:
         host.on_event(self._on_event)
         self._set_public(iid, host, inst.public_address)
         self.log(f"{iid}: host up at {inst.address}, public {inst.public_address or 'none'} "
-                 f"(account {inst.account}, {inst.region}, subnet {subnet}; "
-                 f"{len(config.authorized_keys)} authorized keys, host keys "
-                 f"{sorted(config.host_keys) or 'generated'}) in {time.monotonic() - t0:.2f}s")
+                 f"(account {inst.account}, {inst.region}, subnet {subnet}) in {time.monotonic() - t0:.2f}s; "
+                 f"cloud-init: {boot_times(host.dir)}")
         # the state may have moved on meanwhile: the next tick sees it
 
     def _remove(self, iid: str) -> None:
@@ -345,7 +344,6 @@ class Reconciler:
         host = self.hosts().get(iid)
         if host is None or host.powered_on:
             return
-        self._boot_cleanup(host)
         host.power_on()
         self._set_public(iid, host, self.instances[iid].public_address)
         self.bed._save_state()
@@ -378,11 +376,6 @@ class Reconciler:
             self.log(f"{iid}: this machine cannot reach its public address {address}: {exc}")
         else:
             self.log(f"{iid}: public address {address}")
-
-    @staticmethod
-    def _boot_cleanup(host: Host) -> None:
-        """What a boot empties (tmpfs and /tmp cleaned at boot); /root, /home and /var/tmp stay."""
-        host.exec(["find", "/tmp", "/dev/shm", "-mindepth", "1", "-delete"], timeout=30)
 
     def _scheduled(self, iid: str) -> None:
         _, action = self.scheduled.pop(iid, (0.0, ""))
@@ -432,7 +425,6 @@ class Reconciler:
         if host is None:
             return
         host.power_off()
-        self._boot_cleanup(host)
         host.power_on()
         self.bed._save_state()
         self.log(f"{iid}: host rebooted")

@@ -44,7 +44,8 @@ def default_dir() -> Path:
 
 
 def requirement() -> Optional[str]:
-    """Why the fake cloud cannot run here (root for the bridge, moto installed), or None."""
+    """Why the fake cloud cannot run here (root for the bridge, moto installed, the instances' OS image built), or
+    None."""
     reason = require_root_and_sshd()
     if reason:
         return reason
@@ -53,7 +54,9 @@ def requirement() -> Optional[str]:
             __import__(module)
         except ImportError as exc:
             return f"{module} is not installed ({exc}); pip install 'moto[server]' boto3 pulumi pulumi-aws"
-    return None
+    from .image import missing_reason
+
+    return missing_reason()
 
 
 def _free_port(address: str) -> int:

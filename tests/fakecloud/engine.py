@@ -26,7 +26,9 @@ from .aws import FakeCloudError, endpoint_from_env
 from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
 from .stackfile import StackFile
 
-REPO = Path(__file__).resolve().parents[2]
+# The folder holding the `tests` package as this process imported it (not resolved: a folder that links only
+# `tests` keeps an installed lit, not the checkout's, first on the engine's path).
+TESTS_PARENT = Path(os.path.abspath(__file__)).parents[2]
 Events = Callable[[str], None]
 
 
@@ -48,7 +50,7 @@ class MotoEngine:
 
     def _environ(self) -> dict[str, str]:
         env = {**os.environ, **self.env}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_PARENT), env.get("PYTHONPATH", "")) if p)
         env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
         return env
 
@@ -63,7 +65,7 @@ class MotoEngine:
             raise bad_input(str(exc)) from None
         argv = [sys.executable, "-m", "tests.fakecloud.engine_run", "up", "--home", str(self.home), "--stack", stack]
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile, subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=env, cwd=str(REPO),
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=env, cwd=str(self.home),
                 text=True, encoding="utf-8", errors="replace") as proc:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(json.dumps(config))

@@ -29,6 +29,7 @@ def program() -> None:
     external_id = config.get("externalId") or None
     ssh_cidr = config.require("sshCidr")
     policy_arns = json.loads(config.get("workPolicyArns") or "[]")
+    bucket_name = config.get("bucketName") or None  # lit names it; else lit-<cluster>- and a random suffix
     region = pulumi.Config("aws").require("region")
     tags = {"lit:cluster": name}
 
@@ -52,7 +53,7 @@ def program() -> None:
     network = Network(name, NetworkArgs(VPC_CIDR, azs, tags), opts)
     security = Security(name, SecurityArgs(network.vpc.id, ssh_cidr, tags), opts)
     identity = Identity(name, IdentityArgs(policy_arns, tags), opts)
-    storage = Storage(name, StorageArgs(tags), opts)
+    storage = Storage(name, StorageArgs(tags, bucket_name), opts)
 
     pulumi.export("cluster_name", name)
     pulumi.export("region", region)

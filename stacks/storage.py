@@ -7,6 +7,7 @@ destroyed: lit deletes it itself, and only when it is empty or the user said --d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -15,6 +16,7 @@ import pulumi_aws as aws
 @dataclass
 class StorageArgs:
     tags: dict[str, str] = field(default_factory=dict)
+    bucket_name: Optional[str] = None  # None: lit-<cluster>- and a random suffix
 
 
 class Storage(pulumi.ComponentResource):
@@ -22,7 +24,8 @@ class Storage(pulumi.ComponentResource):
         super().__init__("lit:cluster:Storage", name, None, opts)
         # A kept bucket keeps its encryption and public access block too.
         child = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
-        self.bucket = aws.s3.Bucket(f"{name}-data", bucket_prefix=f"lit-{name}-"[:37], force_destroy=False,
+        named = {"bucket": args.bucket_name} if args.bucket_name else {"bucket_prefix": f"lit-{name}-"[:37]}
+        self.bucket = aws.s3.Bucket(f"{name}-data", **named, force_destroy=False,
                                     tags=args.tags, opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-data", bucket=self.bucket.id,

@@ -1,5 +1,6 @@
 """`lit create/list/delete cluster --provider aws` end to end in the fake cloud (moto server + the stack
-program under mocks). Everything is checked in moto through an assumed-role session, never through lit."""
+program under mocks, IAM enforced). Everything is checked in moto through the fake cloud's admin user (the
+customer's role may do only what `lit cluster policy` prints: not list roles), never through lit."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def lit(cloud: FakeCloud, tmp_path: Path) -> Lit:
 
 @pytest.fixture
 def aws(cloud: FakeCloud) -> Any:
-    session = cloud.session(ROLE, EXTERNAL_ID)
+    session = cloud.admin_session()
     return lambda service: cloud.client(session, service)
 
 
@@ -225,6 +226,49 @@ def test_a_role_that_cannot_be_assumed_is_refused_before_anything_is_made(lit: L
     with pytest.raises(BadInput, match=r"cannot assume .*AccessDenied.*lit cluster policy"):
         aws_cluster.create("denied", ROLE, EXTERNAL_ID, "us-east-1", None, 120, (), lambda step: None)
     assert not (lit.home / "clusters" / "denied").exists()
+
+
+def test_the_fake_cloud_refuses_an_assume_role_its_trust_policy_refuses(lit: Lit, aws: Any) -> None:
+    """The trust policy `lit cluster policy` printed requires the external ID: moto enforces it here."""
+    for extra in (["--external-id", "not-the-one"], []):
+        result = lit("create", "cluster", "untrusted", "--provider", "aws", "--role-arn", ROLE, *extra)
+        assert result.returncode == 2, result.stderr
+        assert "cannot assume" in result.stderr and "AccessDenied" in result.stderr, result.stderr
+    assert not (lit.home / "clusters" / "untrusted").exists()
+
+
+def test_a_policy_missing_what_the_provider_reads_fails_create_and_delete_cleans_up(
+        cloud: FakeCloud, lit: Lit, aws: Any) -> None:
+    """The role's permissions are exactly `lit cluster policy`'s but s3:GetReplicationConfiguration (what the
+    provider reads back from a new bucket, which `s3:GetBucket*` does not cover): create fails on the bucket, and
+    `lit delete cluster` then removes everything it made, the bucket too."""
+    from tests.fakecloud.server import lit_policies
+
+    reduced_role = "arn:aws:iam::111122223333:role/lit-byoc-reduced"
+    permissions, _ = lit_policies(EXTERNAL_ID, reduced_role)
+    for statement in permissions["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != "s3:GetReplicationConfiguration"]
+    cloud.create_role(reduced_role, EXTERNAL_ID, permissions)
+
+    failed = lit("create", "cluster", "halfmade", "--provider", "aws", "--role-arn", reduced_role, "--external-id",
+                 EXTERNAL_ID)
+    assert failed.returncode != 0, failed.stdout
+    assert "GetBucketReplication" in failed.stderr and "AccessDenied" in failed.stderr, failed.stderr
+    assert "Traceback" not in failed.stderr
+    record = lit.record("halfmade")
+    assert record["state"] == "creating"
+    bucket = record["settings"]["bucket_name"]
+    assert bucket.startswith("lit-halfmade-")
+    aws("s3").head_bucket(Bucket=bucket)  # made before the read-back failed
+    assert stack_resources(aws, "halfmade")["vpcs"] == 1
+
+    deleted = lit("delete", "cluster", "halfmade", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert stack_resources(aws, "halfmade") == {"vpcs": 0, "subnets": 0, "groups": 0, "roles": 0}
+    assert bucket not in [b["Name"] for b in aws("s3").list_buckets()["Buckets"]]
+    profiles = aws("iam").list_instance_profiles(PathPrefix="/lit/")["InstanceProfiles"]
+    assert not [p for p in profiles if p["InstanceProfileName"].startswith("halfmade-")]
+    assert not (lit.home / "clusters" / "halfmade").exists()
 
 
 def test_without_the_pulumi_cli_the_real_engine_says_how_to_install_it(lit: Lit) -> None:

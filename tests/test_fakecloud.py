@@ -1,7 +1,7 @@
 """The fake cloud: moto on a test bridge, and MotoEngine running lit's real cluster program against it.
 
-What the stack made is checked in moto through an assumed-role boto3 session (as lit sees the customer's account),
-not through the engine's records. Needs root (the bridge): skipped otherwise, but a failure when CI=true.
+What the stack made is checked in moto through the fake cloud's admin user (in the customer's account), not through
+the engine's records; IAM is enforced, so the engine makes all of it through the role lit's policy allows. Needs root (the bridge): skipped otherwise, but a failure when CI=true.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def engine(cloud: FakeCloud, tmp_path_factory: pytest.TempPathFactory) -> MotoEn
 
 @pytest.fixture(scope="module")
 def aws(cloud: FakeCloud) -> Any:
-    """clients of the customer's account, as lit sees it: aws("ec2")."""
-    session = cloud.session(ROLE_ARN, EXTERNAL_ID)
+    """clients of the customer's account through the fake cloud's admin user (lit's role may not list roles or
+    buckets): aws("ec2")."""
+    session = cloud.admin_session()
     return lambda service: cloud.client(session, service)
 
 

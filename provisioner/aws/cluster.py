@@ -32,6 +32,7 @@ def stack_config(cluster: Cluster) -> dict[str, str]:
     s = cluster.settings
     return {"lit:clusterName": cluster.name, "lit:roleArn": s["role_arn"], "lit:externalId": s.get("external_id") or "",
             "lit:sshCidr": s["ssh_cidr"], "lit:workPolicyArns": json.dumps(s.get("work_policy_arns") or []),
+            "lit:bucketName": s.get("bucket_name") or "",
             "aws:region": s["region"]}
 
 
@@ -49,6 +50,15 @@ def _ssh_cidr(given: Optional[str]) -> str:
     if network.prefixlen == 0:
         raise BadInput(f"--ssh-cidr {value}: SSH from the whole internet is refused; give your address/32")
     return str(network)
+
+
+def _new_bucket_name(cluster: str) -> str:
+    """lit-<cluster>- (at most 37 characters, as the stack's bucket_prefix) and 26 random ones, as Terraform's."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_lowercase + string.digits
+    return f"lit-{cluster}-"[:37] + "".join(secrets.choice(alphabet) for _ in range(26))
 
 
 def _new_key(path: Path) -> str:
@@ -103,11 +113,14 @@ def create(name: str, role_arn: str, external_id: Optional[str], region: Optiona
         public_key = _new_key(key_path)
     else:
         public_key = key_path.with_name("id_ed25519.pub").read_text().strip()
+    # lit names the bucket (and records the name before the stack runs): a create that fails after making it
+    # leaves no bucket `lit delete cluster` cannot find.
+    bucket_name = (resumed.settings.get("bucket_name") if resumed else None) or _new_bucket_name(name)
     cluster = Cluster(name, "aws", (), str(key_path), float(orphan_timeout),
                       datetime.now(timezone.utc).isoformat(timespec="seconds"), "creating",
                       {"role_arn": role_arn, "external_id": external_id or "", "region": region, "ssh_cidr": cidr,
                        "work_policy_arns": list(work_policy_arns), "account": account, "public_key": public_key,
-                       "endpoint": emulated() or ""})
+                       "endpoint": emulated() or "", "bucket_name": bucket_name})
     store.save(cluster, "")  # the record says "creating" until the stack is up: run create again to finish
     progress(f"running the stack {name} in {region}")
     outputs = engine.up(name, stack_config(cluster), progress)
@@ -183,7 +196,7 @@ def delete(cluster: Cluster, delete_data: bool, progress: Progress) -> None:
     engine = load_engine()
     progress(f"destroying the stack {cluster.name}")
     engine.destroy(cluster.name, stack_config(cluster), progress)
-    bucket = (s.get("outputs") or {}).get("bucket")
+    bucket = (s.get("outputs") or {}).get("bucket") or s.get("bucket_name")
     if bucket:
         _delete_bucket(session, bucket, delete_data, progress)
     store.remove(cluster.name)

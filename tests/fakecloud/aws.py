@@ -65,11 +65,14 @@ class Endpoint:
         return self._clients[service]
 
 
-def base_session(region: str = DEFAULT_REGION) -> Any:
+def base_session(region: str = DEFAULT_REGION, credentials: Optional[tuple[str, str]] = None) -> Any:
+    """A session on the given (access key id, secret) or else the environment's: the operator's, whose only
+    permission in the fake cloud is sts:AssumeRole (DUMMY_KEY, refused there, if none is set)."""
     import boto3
 
-    return boto3.session.Session(aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY,
-                                 region_name=region)
+    key, secret = credentials or (os.environ.get("AWS_ACCESS_KEY_ID") or DUMMY_KEY,
+                                  os.environ.get("AWS_SECRET_ACCESS_KEY") or DUMMY_KEY)
+    return boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=region)
 
 
 def check_role(role_arn: str, external_id: Optional[str]) -> str:
@@ -85,8 +88,10 @@ def check_role(role_arn: str, external_id: Optional[str]) -> str:
 
 
 def assumed_session(endpoint: str, role_arn: str, external_id: Optional[str] = None,
-                    region: str = DEFAULT_REGION, session_name: str = "lit-fakecloud") -> Any:
-    """A boto3 Session with the credentials of role_arn assumed through moto's STS.
+                    region: str = DEFAULT_REGION, session_name: str = "lit-fakecloud",
+                    credentials: Optional[tuple[str, str]] = None) -> Any:
+    """A boto3 Session with the credentials of role_arn assumed through moto's STS, by the operator
+    (`credentials`, else the environment's; see base_session).
 
     moto files what this session makes under the role's account (it maps the temporary access key to it).
     """
@@ -98,7 +103,8 @@ def assumed_session(endpoint: str, role_arn: str, external_id: Optional[str] = N
     session_name = re.sub(r"[^\w+=,.@-]", "-", session_name)[:64]
     if not SESSION_NAME.match(session_name):
         session_name = "lit-fakecloud"
-    sts = base_session(region).client("sts", endpoint_url=endpoint, region_name=region, config=_config())
+    sts = base_session(region, credentials).client("sts", endpoint_url=endpoint, region_name=region,
+                                                   config=_config())
     kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": session_name}
     if external_id is not None:
         kwargs["ExternalId"] = external_id

@@ -103,6 +103,8 @@ class MotoEngine:
                 if data is None:
                     return
                 endpoint = endpoint_from_env(env)
+                key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+                credentials = (key, secret) if key and secret else None  # the operator's (self.env's)
                 region = config.get("aws:region") or (data.get("config") or {}).get("aws:region") or ""
                 records = {r["urn"]: r for r in data["resources"]}
                 contexts: dict[str, Context] = {}
@@ -112,7 +114,7 @@ class MotoEngine:
                     if urn not in contexts:
                         provider = records.get(urn)
                         inputs = (provider or {}).get("state") or {}
-                        contexts[urn] = provider_context(inputs, endpoint, region)
+                        contexts[urn] = provider_context(inputs, endpoint, region, credentials)
                     return contexts[urn]
 
                 for rec in reversed(list(data["resources"])):

@@ -1,7 +1,7 @@
 """The fake cloud's moto process: moto's server, plus the reconciler (instances.py) as a thread of it.
 
     python -m tests.fakecloud.motod --bed-dir DIR --instances-dir DIR --log FILE [--guard CIDR] [--boot S] \
-        [--public CIDR] -- -H ADDRESS -p PORT
+        [--public CIDR] [--credentials FILE] -- -H ADDRESS -p PORT
 
 The reconciler reads moto's backends in this process (all accounts and regions) and drives the test bed's
 hosts; killing this process stops both (FakeCloud.down then takes the instances' hosts down from their record).
@@ -75,11 +75,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--guard", default=None, help="a CIDR no packet may leave this machine for (lit's VPCs)")
     ap.add_argument("--boot", type=float, default=0.0, help="seconds an instance takes to boot (default 0)")
     ap.add_argument("--public", default=PUBLIC_CIDR, help=f"the range of public addresses (default {PUBLIC_CIDR})")
+    ap.add_argument("--credentials", default=None, help="enforce IAM (moto's authorization, closer to IAM: "
+                    "authz.py) and write the operator's and admin's access keys to this file")
     ap.add_argument("moto_args", nargs=argparse.REMAINDER, help="-- then moto.server's arguments")
     args = ap.parse_args(argv)
     moto_args = [a for a in args.moto_args if a != "--"] if args.moto_args[:1] == ["--"] else args.moto_args
     _canonical_images_have_no_alias()
     _public_addresses_from(args.public)
+    if args.credentials:  # INITIAL_NO_AUTH_ACTION_COUNT=0 in this process's environment turns moto's checks on
+        from .authz import bootstrap, closer_to_iam
+
+        closer_to_iam()
+        bootstrap(Path(args.credentials))
     from moto import server
 
     from .instances import start

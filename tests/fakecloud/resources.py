@@ -97,6 +97,25 @@ def first(items: list[Any]) -> Optional[Any]:
     return items[0] if items else None
 
 
+# What the provider's reads accept as "not set" (terraform-provider-aws's errCode... constants), not a failure.
+UNSET = {"NoSuchBucketPolicy", "NoSuchCORSConfiguration", "NoSuchWebsiteConfiguration", "NoSuchLifecycleConfiguration",
+         "ReplicationConfigurationNotFoundError", "ServerSideEncryptionConfigurationNotFoundError",
+         "ObjectLockConfigurationNotFoundError", "NoSuchTagSet", "NoSuchTagSetError", "MethodNotAllowed",
+         "NotImplemented", "XNotImplemented", "UnsupportedArgument", "OwnershipControlsNotFoundError",
+         "NoSuchPublicAccessBlockConfiguration", "InvalidParameterValue", "UnsupportedOperation"}
+
+
+def read_back(*calls: Callable[[], Any]) -> None:
+    """The calls the real provider makes to read a resource after creating (or updating) it. An access error
+    fails the resource, as it fails `pulumi up`: the role's policy must allow what the provider reads."""
+    for call in calls:
+        try:
+            call()
+        except Exception as exc:
+            if code(exc) not in UNSET:
+                raise
+
+
 # --------------------------------------------------------------------------------------------------------------
 # EC2: network
 # --------------------------------------------------------------------------------------------------------------
@@ -140,6 +159,9 @@ class Vpc:
                            ["SecurityGroups"])
         acl = first(ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vid]},
                                                        {"Name": "default", "Values": ["true"]}])["NetworkAcls"])
+        read_back(lambda: ec2.describe_vpcs(VpcIds=[vid]),
+                  *(lambda a=attr: ec2.describe_vpc_attribute(VpcId=vid, Attribute=a)
+                    for attr in ("enableDnsHostnames", "enableDnsSupport", "enableNetworkAddressUsageMetrics")))
         return vid, {
             **inputs, "id": vid, "arn": ec2_arn(ctx, "vpc", vid), "cidrBlock": cidr,
             "enableDnsSupport": bool(inputs.get("enableDnsSupport", True)),
@@ -190,6 +212,7 @@ class InternetGateway:
         rec.setdefault("data", {})["vpcId"] = vpc_id
         if tags:
             ec2.create_tags(Resources=[gid], Tags=ec2_tags(tags))
+        read_back(lambda: ec2.describe_internet_gateways(InternetGatewayIds=[gid]))
         return gid, {**inputs, "id": gid, "arn": ec2_arn(ctx, "internet-gateway", gid),
                      "ownerId": igw.get("OwnerId", ctx.account), **taggable(inputs, ctx)}
 
@@ -250,6 +273,7 @@ class RouteTable:
                 ec2.replace_route(RouteTableId=rid, DestinationCidrBlock=cidr, **target)
         if tags:
             ec2.create_tags(Resources=[rid], Tags=ec2_tags(tags))
+        read_back(lambda: ec2.describe_route_tables(RouteTableIds=[rid]))
         return rid, {**inputs, "id": rid, "arn": ec2_arn(ctx, "route-table", rid), "vpcId": vpc_id,
                      "routes": inputs.get("routes") or [], "propagatingVgws": [],
                      "ownerId": table.get("OwnerId", ctx.account), **taggable(inputs, ctx)}
@@ -297,6 +321,7 @@ class Subnet:
             ec2.modify_subnet_attribute(SubnetId=sid, MapPublicIpOnLaunch=public)
         if tags:
             ec2.create_tags(Resources=[sid], Tags=ec2_tags(tags))
+        read_back(lambda: ec2.describe_subnets(SubnetIds=[sid]))
         return sid, {**inputs, "id": sid, "arn": ec2_arn(ctx, "subnet", sid), "vpcId": vpc_id, "cidrBlock": cidr,
                      "availabilityZone": subnet["AvailabilityZone"],
                      "availabilityZoneId": subnet.get("AvailabilityZoneId", ""),
@@ -333,6 +358,7 @@ class RouteTableAssociation:
             ctx.checkpoint()
             association = ec2.associate_route_table(SubnetId=subnet_id, RouteTableId=table_id)["AssociationId"]
         rec["id"] = association
+        read_back(lambda: ec2.describe_route_tables(RouteTableIds=[table_id]))
         return association, {**inputs, "id": association}
 
     @staticmethod
@@ -436,16 +462,17 @@ class SecurityGroup:
             missing = [a for a in want if a not in have]
             revoke = getattr(ec2, f"revoke_security_group_{direction}")
             authorize = getattr(ec2, f"authorize_security_group_{direction}")
-            if extra_atoms:
-                revoke(GroupId=gid, IpPermissions=[SecurityGroup.permission(a) for a in extra_atoms])
-            if missing:
-                authorize(GroupId=gid, IpPermissions=[SecurityGroup.permission(a, want[a]) for a in missing])
+            # A rule whose description changes is revoked and authorized again, as the provider does it (it
+            # never calls UpdateSecurityGroupRuleDescriptions*): the default egress rule has none.
             described = [a for a in want if a in have and have[a] != want[a]]
-            if described:
-                getattr(ec2, f"update_security_group_rule_descriptions_{direction}")(
-                    GroupId=gid, IpPermissions=[SecurityGroup.permission(a, want[a]) for a in described])
+            if extra_atoms or described:
+                revoke(GroupId=gid, IpPermissions=[SecurityGroup.permission(a) for a in extra_atoms + described])
+            if missing or described:
+                authorize(GroupId=gid, IpPermissions=[SecurityGroup.permission(a, want[a])
+                                                      for a in missing + described])
         if tags:
             ec2.create_tags(Resources=[gid], Tags=ec2_tags(tags))
+        read_back(lambda: ec2.describe_security_groups(GroupIds=[gid]))
         return gid, {**inputs, "id": gid, "arn": ec2_arn(ctx, "security-group", gid), "name": name,
                      "namePrefix": inputs.get("namePrefix", ""), "description": group.get("Description", ""),
                      "vpcId": group.get("VpcId", vpc_id or ""), "ownerId": group.get("OwnerId", ctx.account),
@@ -475,6 +502,15 @@ def iso(value: Any) -> str:
 @handler("aws:iam/role:Role")
 class Role:
     @staticmethod
+    def get(iam: Any, name: str) -> Optional[dict[str, Any]]:
+        try:
+            return dict(iam.get_role(RoleName=name)["Role"])
+        except Exception as exc:
+            if gone(exc):
+                return None
+            raise
+
+    @staticmethod
     def ensure(ctx: Context, inputs: dict[str, Any], rec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         iam = ctx.client("iam")
         tags = ctx.tags_all(inputs)
@@ -483,11 +519,10 @@ class Role:
             inputs["namePrefix"] + secrets.token_hex(13) if inputs.get("namePrefix") else autoname(rec["name"]))
         data["name"] = name
         policy = inputs["assumeRolePolicy"]
-        try:
-            role = iam.get_role(RoleName=name)["Role"]
-        except Exception as exc:
-            if not gone(exc):
-                raise
+        # Create first, as the provider does: a role the policy scopes by path (role/lit/*) cannot be asked
+        # for before it exists (IAM, like the fake cloud, checks GetRole on role/<name> then: denied).
+        role = Role.get(iam, name) if rec.get("id") else None
+        if role is None:
             ctx.checkpoint()
             kwargs: dict[str, Any] = {"RoleName": name, "Path": inputs.get("path") or "/",
                                       "AssumeRolePolicyDocument": policy,
@@ -496,7 +531,12 @@ class Role:
                 kwargs["Description"] = inputs["description"]
             if tags:
                 kwargs["Tags"] = iam_tags(tags)
-            role = iam.create_role(**kwargs)["Role"]
+            try:
+                role = iam.create_role(**kwargs)["Role"]
+            except Exception as exc:  # an interrupted run made it (the name is recorded before the create)
+                if code(exc) != "EntityAlreadyExists":
+                    raise
+                role = iam.get_role(RoleName=name)["Role"]
         document = role.get("AssumeRolePolicyDocument")
         if isinstance(document, str):
             document = json.loads(document)
@@ -505,6 +545,8 @@ class Role:
         if tags:
             iam.tag_role(RoleName=name, Tags=iam_tags(tags))
         rec["id"] = name
+        read_back(lambda: iam.get_role(RoleName=name), lambda: iam.list_role_policies(RoleName=name),
+                  lambda: iam.list_attached_role_policies(RoleName=name))
         return name, {**inputs, "id": name, "name": name, "arn": role["Arn"], "uniqueId": role.get("RoleId", ""),
                       "path": role.get("Path", "/"), "createDate": iso(role.get("CreateDate")),
                       "assumeRolePolicy": policy, "description": inputs.get("description", ""),
@@ -563,16 +605,24 @@ class InstanceProfile:
         name = inputs.get("name") or data.get("name") or (
             inputs["namePrefix"] + secrets.token_hex(13) if inputs.get("namePrefix") else autoname(rec["name"]))
         data["name"] = name
-        try:
-            profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-        except Exception as exc:
-            if not gone(exc):
-                raise
+        profile = None
+        if rec.get("id"):  # create first, as for the role
+            try:
+                profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+            except Exception as exc:
+                if not gone(exc):
+                    raise
+        if profile is None:
             ctx.checkpoint()
             kwargs: dict[str, Any] = {"InstanceProfileName": name, "Path": inputs.get("path") or "/"}
             if tags:
                 kwargs["Tags"] = iam_tags(tags)
-            profile = iam.create_instance_profile(**kwargs)["InstanceProfile"]
+            try:
+                profile = iam.create_instance_profile(**kwargs)["InstanceProfile"]
+            except Exception as exc:
+                if code(exc) != "EntityAlreadyExists":
+                    raise
+                profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
         want = inputs.get("role")
         have = [r["RoleName"] for r in profile.get("Roles", [])]
         for other in have:
@@ -581,6 +631,8 @@ class InstanceProfile:
         if want and want not in have:
             iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=want)
         rec["id"] = name
+        read_back(lambda: iam.get_instance_profile(InstanceProfileName=name),
+                  *([lambda: iam.get_role(RoleName=want)] if want else []))
         return name, {**inputs, "id": name, "name": name, "arn": profile["Arn"],
                       "uniqueId": profile.get("InstanceProfileId", ""), "path": profile.get("Path", "/"),
                       "role": want or "", "createDate": iso(profile.get("CreateDate")), **taggable(inputs, ctx)}
@@ -637,11 +689,21 @@ class Bucket:
         if tags:
             s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
         rec["id"] = name
+        Bucket.read(s3, name)
         return name, {**inputs, "id": name, "bucket": name, "arn": f"arn:aws:s3:::{name}",
                       "bucketDomainName": f"{name}.s3.amazonaws.com",
                       "bucketRegionalDomainName": f"{name}.s3.{ctx.region}.amazonaws.com",
                       "region": ctx.region, "hostedZoneId": "Z3AQBSTGFYJSTF",
                       "forceDestroy": bool(inputs.get("forceDestroy", False)), **taggable(inputs, ctx)}
+
+    @staticmethod
+    def read(s3: Any, name: str) -> None:
+        """What terraform-provider-aws's resourceBucketRead (internal/service/s3/bucket.go) calls, in order."""
+        read_back(*(lambda m=method: getattr(s3, m)(Bucket=name) for method in (
+            "head_bucket", "get_bucket_policy", "get_bucket_acl", "get_bucket_cors", "get_bucket_website",
+            "get_bucket_versioning", "get_bucket_accelerate_configuration", "get_bucket_request_payment",
+            "get_bucket_logging", "get_bucket_lifecycle_configuration", "get_bucket_replication",
+            "get_bucket_encryption", "get_object_lock_configuration", "head_bucket", "get_bucket_tagging")))
 
     @staticmethod
     def delete(ctx: Context, rec: dict[str, Any]) -> None:
@@ -653,9 +715,11 @@ class Bucket:
 
 
 def _bucket_setting(ctx: Context, inputs: dict[str, Any], rec: dict[str, Any],
-                    put: Callable[[Any, str], None]) -> tuple[str, dict[str, Any]]:
+                    put: Callable[[Any, str], None], read: str) -> tuple[str, dict[str, Any]]:
     bucket = inputs["bucket"]
-    put(ctx.client("s3"), bucket)
+    s3 = ctx.client("s3")
+    put(s3, bucket)
+    read_back(lambda: getattr(s3, read)(Bucket=bucket))  # the provider reads the setting back
     rec["id"] = bucket
     return bucket, {**inputs, "id": bucket}
 
@@ -677,7 +741,7 @@ class BucketEncryption:
                 r["BucketKeyEnabled"] = bool(rule["bucketKeyEnabled"])
             rules.append(r)
         return _bucket_setting(ctx, inputs, rec, lambda s3, b: s3.put_bucket_encryption(
-            Bucket=b, ServerSideEncryptionConfiguration={"Rules": rules}))
+            Bucket=b, ServerSideEncryptionConfiguration={"Rules": rules}), "get_bucket_encryption")
 
     @staticmethod
     def delete(ctx: Context, rec: dict[str, Any]) -> None:
@@ -697,7 +761,7 @@ class BucketPublicAccessBlock:
     def ensure(ctx: Context, inputs: dict[str, Any], rec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         config = {api: bool(inputs.get(key, False)) for key, api in BucketPublicAccessBlock.KEYS}
         return _bucket_setting(ctx, inputs, rec, lambda s3, b: s3.put_public_access_block(
-            Bucket=b, PublicAccessBlockConfiguration=config))
+            Bucket=b, PublicAccessBlockConfiguration=config), "get_public_access_block")
 
     @staticmethod
     def delete(ctx: Context, rec: dict[str, Any]) -> None:
@@ -714,7 +778,8 @@ class BucketOwnershipControls:
     def ensure(ctx: Context, inputs: dict[str, Any], rec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         ownership = (inputs.get("rule") or {}).get("objectOwnership", "BucketOwnerEnforced")
         return _bucket_setting(ctx, inputs, rec, lambda s3, b: s3.put_bucket_ownership_controls(
-            Bucket=b, OwnershipControls={"Rules": [{"ObjectOwnership": ownership}]}))
+            Bucket=b, OwnershipControls={"Rules": [{"ObjectOwnership": ownership}]}),
+            "get_bucket_ownership_controls")
 
     @staticmethod
     def delete(ctx: Context, rec: dict[str, Any]) -> None:
@@ -741,8 +806,10 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def provider_context(inputs: dict[str, Any], endpoint: str, fallback_region: str) -> Context:
-    """The Context an aws Provider resource stands for: its region, default tags and assumed role."""
+def provider_context(inputs: dict[str, Any], endpoint: str, fallback_region: str,
+                     credentials: Optional[tuple[str, str]] = None) -> Context:
+    """The Context an aws Provider resource stands for: its region, default tags and assumed role (assumed with
+    `credentials`, else the environment's: the operator's)."""
     from .aws import DEFAULT_REGION, assumed_session, base_session
 
     region = inputs.get("region") or fallback_region or DEFAULT_REGION
@@ -755,9 +822,9 @@ def provider_context(inputs: dict[str, Any], endpoint: str, fallback_region: str
     for role in roles:  # a chain: each role assumed with the previous one's credentials is beyond moto; use the last
         if role.get("roleArn"):
             session = assumed_session(endpoint, role["roleArn"], role.get("externalId") or None, region,
-                                      role.get("sessionName") or "lit-fakecloud")
+                                      role.get("sessionName") or "lit-fakecloud", credentials)
     if session is None:
-        session = base_session(region)
+        session = base_session(region, credentials)
     aws = Endpoint(session, endpoint, region)
     account = aws.client("sts").get_caller_identity()["Account"]
     return Context(aws, account, {str(k): str(v) for k, v in default_tags.items()})

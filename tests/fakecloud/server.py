@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,10 +30,13 @@ from lit.stacks import VPC_CIDR
 from tests.testbed import Host, TestBed, _proc_start, _same_process, require_root_and_sshd
 
 from .amis import write_amis_file
-from .aws import DEFAULT_REGION, DUMMY_KEY, FakeCloudError, assumed_session
+from .authz import ACCOUNT, ADMIN, OPERATOR
+from .aws import DEFAULT_REGION, DUMMY_KEY, FakeCloudError, assumed_session, base_session
 
 STATE_FILE = "state.json"
 ENGINE = "tests.fakecloud.engine:MotoEngine"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/lit-byoc"  # the customer's role every fake cloud has from the start
+EXTERNAL_ID = "lit-test-external-id"  # the external ID its trust policy requires
 
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent.parent)
@@ -72,6 +76,19 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def lit_policies(external_id: Optional[str], role_arn: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The permissions and trust policies `lit cluster policy` prints for the role (the operator: ACCOUNT)."""
+    args = ["--account", ACCOUNT, "--role-arn", role_arn] + (["--external-id", external_id] if external_id else [])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LIT_"))}
+    result = subprocess.run([sys.executable, "-m", "lit", "cluster", "policy", *args], capture_output=True,
+                            text=True, env=env, cwd=REPO_ROOT, timeout=60)
+    if result.returncode != 0:
+        raise FakeCloudError(f"`lit cluster policy` failed: {result.stderr.strip()}")
+    chunks = [chunk.split("\n", 1)[1] for chunk in result.stdout.split("# ")[1:]]
+    permissions, trust = (json.loads(chunk) for chunk in chunks)
+    return permissions, trust
 
 
 class FakeCloud:
@@ -117,6 +134,15 @@ class FakeCloud:
         return self.base_dir / "reconciler.log"
 
     @property
+    def credentials_path(self) -> Path:
+        return self.base_dir / "credentials.json"
+
+    def credentials(self, user: str = OPERATOR) -> tuple[str, str]:
+        """(access key id, secret) of the operator (allowed sts:AssumeRole only) or of ADMIN (the fixtures')."""
+        found = json.loads(self.credentials_path.read_text())[user]
+        return found["access_key_id"], found["secret_access_key"]
+
+    @property
     def amis_path(self) -> Path:
         return self.base_dir / "amis.json"
 
@@ -136,8 +162,9 @@ class FakeCloud:
     def env(self) -> dict[str, str]:
         """What makes lit (and boto3) use the fake cloud: the endpoint, dummy credentials, the engine."""
         no_proxy = ",".join(p for p in (os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), self.address) if p)
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": DUMMY_KEY,
-                "AWS_SECRET_ACCESS_KEY": DUMMY_KEY, "AWS_DEFAULT_REGION": self.region,
+        key, secret = self.credentials()  # the operator's: all lit does goes through the role it assumes
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": key,
+                "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": self.region,
                 "LIT_STACK_ENGINE": ENGINE, "LIT_SSH_CIDR": self.ssh_cidr,
                 "NO_PROXY": no_proxy, "no_proxy": no_proxy,
                 # The engine lives in the repository's tests package: let any `lit` command import it.
@@ -146,7 +173,30 @@ class FakeCloud:
     def session(self, role_arn: str, external_id: Optional[str] = None, region: Optional[str] = None,
                 session_name: str = "lit-fakecloud-test") -> Any:
         """A boto3 Session on role_arn assumed through moto's STS (what it makes lands in the role's account)."""
-        return assumed_session(self.endpoint, role_arn, external_id, region or self.region, session_name)
+        return assumed_session(self.endpoint, role_arn, external_id, region or self.region, session_name,
+                               self.credentials())
+
+    def admin_session(self) -> Any:
+        """A boto3 Session of the fake cloud's admin user (allowed everything): for fixtures, never for lit."""
+        return base_session(self.region, self.credentials(ADMIN))
+
+    def create_role(self, role_arn: str = ROLE_ARN, external_id: Optional[str] = EXTERNAL_ID,
+                    permissions: Optional[dict[str, Any]] = None) -> None:
+        """Make (or remake) the customer's role as a customer would: with the permissions and trust policies
+        `lit cluster policy` prints for it, or with `permissions` instead (a test's reduced policy)."""
+        match = re.match(r"^arn:[\w-]+:iam::(\d{12}):role(/(?:[\w+=,.@-]+/)*)([\w+=,.@-]+)$", role_arn)
+        if not match or match[1] != ACCOUNT:
+            raise FakeCloudError(f"{role_arn}: the fake cloud's roles are in account {ACCOUNT}")
+        printed, trust = lit_policies(external_id, role_arn)
+        iam = self.client(self.admin_session(), "iam")
+        name, path = match[3], match[2]
+        try:
+            iam.get_role(RoleName=name)
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))
+        iam.put_role_policy(RoleName=name, PolicyName="lit",
+                            PolicyDocument=json.dumps(printed if permissions is None else permissions))
 
     def client(self, session: Any, service: str) -> Any:
         """A client of `session` bound to moto (explicit endpoint, no proxy)."""
@@ -283,7 +333,9 @@ class FakeCloud:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
         # AWS managed policies (arn:aws:iam::aws:policy/...) exist, so lit:workPolicyArns can name them.
         # The images lit looks up (amis.py) besides moto's own, in every account and region.
+        # IAM is enforced (authz.py): moto checks every request from the first (INITIAL_NO_AUTH_ACTION_COUNT).
         env.update(AWS_ACCESS_KEY_ID=DUMMY_KEY, AWS_SECRET_ACCESS_KEY=DUMMY_KEY, AWS_DEFAULT_REGION=self.region,
+                   INITIAL_NO_AUTH_ACTION_COUNT="0",
                    MOTO_IAM_LOAD_MANAGED_POLICIES="true",
                    MOTO_AMIS_PATH=str(write_amis_file(self.amis_path, self.region)),
                    PYTHONPATH=os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p))
@@ -292,19 +344,22 @@ class FakeCloud:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.fakecloud.motod", "--bed-dir", str(self.bed_dir),
                  "--instances-dir", str(self.instances_dir), "--log", str(self.reconciler_log_path),
-                 "--guard", VPC_CIDR, "--boot", str(self.boot), "--", "-H", self.address, "-p", str(self.port)],
+                 "--guard", VPC_CIDR, "--boot", str(self.boot), "--credentials", str(self.credentials_path),
+                 "--", "-H", self.address, "-p", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.base_dir),
                 start_new_session=True)
         self.moto_pid, self.moto_start = self._proc.pid, _proc_start(self._proc.pid)
         self._save_state()
         deadline = t0 + timeout
-        while not (_answers(self.endpoint) and (self.instances_dir / "state.json").exists()):
+        while not (_answers(self.endpoint) and (self.instances_dir / "state.json").exists()
+                   and self.credentials_path.exists()):
             if self._proc.poll() is not None:
                 raise FakeCloudError(f"moto exited ({self._proc.returncode}): {self._log_tail()}")
             if time.monotonic() > deadline:
                 raise FakeCloudError(f"moto did not answer on {self.endpoint} within {timeout:.0f}s: "
                                      f"{self._log_tail()}")
             time.sleep(0.05)
+        self.create_role()  # the customer's role, with what `lit cluster policy` prints
 
     def _log_tail(self) -> str:
         with contextlib.suppress(OSError):
@@ -361,7 +416,7 @@ class FakeCloud:
             shutil.rmtree(self.base_dir, ignore_errors=True)
         else:
             self.state_path.unlink(missing_ok=True)
-            for path in (self.log_path, self.reconciler_log_path, self.amis_path):
+            for path in (self.log_path, self.reconciler_log_path, self.amis_path, self.credentials_path):
                 path.unlink(missing_ok=True)
 
     @classmethod

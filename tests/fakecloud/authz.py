@@ -1,0 +1,168 @@
+"""IAM enforced in the fake cloud: moto's own authorization (INITIAL_NO_AUTH_ACTION_COUNT=0), made closer to IAM.
+
+Runs inside the moto process (motod.py), before the server starts:
+
+- `closer_to_iam()` patches moto's evaluation where it is looser or wrong for what lit does: S3 requests are
+  authorized under IAM's action names (moto checks GetBucketReplication, GetBucketEncryption, the ownership
+  controls and the public access block as s3:ListBucket, their puts as s3:CreateBucket, HeadBucket as
+  s3:HeadBucket); DeleteObjects is checked as s3:DeleteObject on the bucket's objects, not on the bucket; IAM
+  calls naming an instance profile are checked on its ARN (moto: on the role's, or "*"), calls naming a role not
+  made yet on the ARN it will have; Action patterns match as IAM's (case-insensitive, `?`); a trust policy's
+  `arn:...:root` principal admits the account's users and roles, and its StringEquals on a key the request lacks
+  (an AssumeRole without the external ID) refuses; assuming a role that does not exist is refused.
+- `bootstrap()` makes, in the fake cloud's account, an operator user allowed only sts:AssumeRole (what lit's
+  own credentials are) and an admin user for the test fixtures (which make the customer's role), with access
+  keys, written to a JSON file for the fake cloud's owner.
+
+Where moto stays gentler than IAM is listed in README.md ("Without an AWS account: the fake cloud").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+ACCOUNT = "111122223333"  # the fake cloud's account: the operator's users and the customer's role live here
+OPERATOR = "lit-operator"
+ADMIN = "fakecloud-admin"
+OPERATOR_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::*:role/*"}]}
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+# S3 requests (their query parameter) -> the IAM action that authorizes them, where moto says otherwise.
+S3_ACTIONS = {
+    "GET": {"encryption": "GetEncryptionConfiguration", "replication": "GetReplicationConfiguration",
+            "ownershipControls": "GetBucketOwnershipControls", "publicAccessBlock": "GetBucketPublicAccessBlock",
+            "object-lock": "GetBucketObjectLockConfiguration", "requestPayment": "GetBucketRequestPayment"},
+    "PUT": {"encryption": "PutEncryptionConfiguration", "replication": "PutReplicationConfiguration",
+            "ownershipControls": "PutBucketOwnershipControls", "publicAccessBlock": "PutBucketPublicAccessBlock",
+            "object-lock": "PutBucketObjectLockConfiguration", "requestPayment": "PutBucketRequestPayment"},
+    "DELETE": {"encryption": "PutEncryptionConfiguration", "replication": "PutReplicationConfiguration",
+               "ownershipControls": "PutBucketOwnershipControls", "publicAccessBlock": "PutBucketPublicAccessBlock",
+               "cors": "PutBucketCORS"},
+    "HEAD": {"DEFAULT": "ListBucket"},
+}
+ROOT_PRINCIPAL = re.compile(r"^(?:arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):root|(?P<bare>\d{12}))$")
+
+
+def closer_to_iam() -> None:
+    """Patch moto's authorization in this process (see the module's docstring)."""
+    from moto.iam import access_control
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import iam_backends
+    from moto.iam.responses import IamResponse
+    from moto.s3 import responses as s3_responses
+    from moto.utilities.utils import get_partition
+
+    from lit.provisioner.aws.policy import action_matches, resource_matches
+
+    for method, names in S3_ACTIONS.items():
+        s3_responses.ACTION_MAP["BUCKET"][method].update(names)
+
+    authorize_s3 = s3_responses.S3Response._authenticate_and_authorize_s3_action
+
+    def _authenticate_and_authorize_s3_action(self: Any, bucket_name: Optional[str] = None,
+                                              key_name: Optional[str] = None) -> None:
+        if self.data.get("Action") == "DeleteObject" and bucket_name and not key_name:  # DeleteObjects
+            key_name = "*"
+        authorize_s3(self, bucket_name=bucket_name, key_name=key_name)
+
+    s3_responses.S3Response._authenticate_and_authorize_s3_action = _authenticate_and_authorize_s3_action
+
+    def _determine_resource(self: Any) -> str:
+        def first(key: str) -> Optional[str]:
+            value = self.data.get(key)
+            return (value[0] if isinstance(value, list) else value) if value else None
+
+        where = f"arn:{self.partition}:iam::{self.current_account}"
+        profile = first("InstanceProfileName")
+        if profile:
+            try:
+                return str(self.backend.get_instance_profile(profile).arn)
+            except NotFoundException:
+                return f"{where}:instance-profile{first('Path') or '/'}{profile}"
+        role = first("RoleName")
+        if role:
+            try:
+                return str(self.backend.get_role(role).arn)
+            except NotFoundException:
+                return f"{where}:role{first('Path') or '/'}{role}"
+        return "*"
+
+    IamResponse._determine_resource = _determine_resource
+
+    statement = access_control.IAMPolicyStatement
+
+    def _check_element_matches(self: Any, element: str, value: str) -> bool:
+        patterns = self._statement[element]
+        patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        if element in ("Action", "NotAction"):
+            return any(action_matches(p, value) for p in patterns)
+        if value == "*":  # moto does not say what this request acts on (EC2, most IAM): no Resource is checked
+            return True
+        return any(resource_matches(p, value) for p in patterns)
+
+    def _check_principal(self: Any, principal: str) -> bool:
+        expected = self._statement.get("Principal")
+        if not expected or expected == "*":
+            return True
+        named = expected.get("AWS") if isinstance(expected, dict) else None
+        for entry in [named] if isinstance(named, str) else list(named or []):
+            if entry in ("*", principal):
+                return True
+            root = ROOT_PRINCIPAL.match(entry)
+            parts = principal.split(":")
+            if root and len(parts) > 4 and parts[4] == (root["account"] or root["bare"]) \
+                    and (root["partition"] in (None, parts[1])):
+                return True
+        return False
+
+    check_conditions = statement._check_conditions
+
+    def _check_conditions(self: Any, incoming: Optional[dict[str, str]]) -> bool:
+        if incoming is not None:  # a trust policy: the request's values are known
+            for key, wanted in (self._statement.get("Condition") or {}).get("StringEquals", {}).items():
+                if incoming.get(key) not in ([wanted] if isinstance(wanted, str) else list(wanted)):
+                    return False
+        return bool(check_conditions(self, incoming))
+
+    statement._check_element_matches = _check_element_matches
+    statement._check_principal = _check_principal
+    statement._check_conditions = _check_conditions
+
+    request = access_control.IAMRequestBase
+    check_action_permitted = request.check_action_permitted
+
+    def check_action_permitted_(self: Any, resource: str) -> None:
+        if self._action.lower() == "sts:assumerole":
+            parts = resource.split(":")
+            try:
+                iam_backends[parts[4]][get_partition(self._region)].get_role_by_arn(resource)
+            except (NotFoundException, IndexError, KeyError):
+                self._raise_access_denied()
+        check_action_permitted(self, resource)
+
+    request.check_action_permitted = check_action_permitted_
+
+
+def bootstrap(credentials: Path, account: str = ACCOUNT) -> dict[str, Any]:
+    """Make the operator and admin users with their access keys in `account`; write them to `credentials`."""
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[account]["aws"]
+    found: dict[str, Any] = {"account": account}
+    for user, document in ((OPERATOR, OPERATOR_POLICY), (ADMIN, ADMIN_POLICY)):
+        iam.create_user("us-east-1", user)
+        iam.put_user_policy(user, "fakecloud", json.dumps(document))
+        key = iam.create_access_key(user)
+        found[user] = {"arn": f"arn:aws:iam::{account}:user/{user}", "access_key_id": key.access_key_id,
+                       "secret_access_key": key.secret_access_key}
+    tmp = credentials.with_name(f".{credentials.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(found, indent=2) + "\n")
+    os.replace(tmp, credentials)
+    return found

@@ -121,7 +121,7 @@ def bench_s3(size_mb: int, repeat: int, work: Path) -> list[dict[str, float]]:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **cloud.env,
                "LIT_HOME": str(work / "home-aws")}
         subprocess.run([sys.executable, "-m", "lit", "create", "cluster", "bench", "--provider", "aws", "--role-arn",
-                        "arn:aws:iam::111122223333:role/lit-byoc", "--external-id", "lit-bench-external-id"],
+                        "arn:aws:iam::111122223333:role/lit-byoc", "--external-id", "lit-test-external-id"],
                        env=env, check=True, capture_output=True)
         return [run_once(env, work / "app" / "files_app.py", "bench", size_mb, work) for _ in range(repeat)]
 

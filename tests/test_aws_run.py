@@ -54,7 +54,8 @@ def home(cloud: FakeCloud, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ec2(cloud: FakeCloud) -> Any:
-    return cloud.client(cloud.session(ROLE, EXTERNAL_ID), "ec2")
+    """EC2 as the fake cloud's admin sees it (lit's role may not describe instance attributes)."""
+    return cloud.client(cloud.admin_session(), "ec2")
 
 
 def instances(ec2: Any, states: tuple[str, ...] = ("pending", "running", "stopping", "stopped"),

@@ -9,7 +9,9 @@ Runs inside the moto process (motod.py), before the server starts:
   calls naming an instance profile are checked on its ARN (moto: on the role's, or "*"), calls naming a role not
   made yet on the ARN it will have; Action patterns match as IAM's (case-insensitive, `?`); a trust policy's
   `arn:...:root` principal admits the account's users and roles, and its StringEquals on a key the request lacks
-  (an AssumeRole without the external ID) refuses; assuming a role that does not exist is refused.
+  (an AssumeRole without the external ID) refuses; assuming a role that does not exist is refused; a presigned
+  URL (SigV4 in the query: moto's checks want an Authorization header and fail) is checked as S3 checks it, its
+  signature and expiry, then the signer's permission for the action.
 - `bootstrap()` makes, in the fake cloud's account, an operator user allowed only sts:AssumeRole (what lit's
   own credentials are) and an admin user for the test fixtures (which make the customer's role), with access
   keys, written to a JSON file for the fake cloud's owner.
@@ -19,11 +21,16 @@ Where moto stays gentler than IAM is listed in README.md ("Without an AWS accoun
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import parse_qsl, quote, urlparse
 
 ACCOUNT = "111122223333"  # the fake cloud's account: the operator's users and the customer's role live here
 OPERATOR = "lit-operator"
@@ -146,6 +153,61 @@ def closer_to_iam() -> None:
         check_action_permitted(self, resource)
 
     request.check_action_permitted = check_action_permitted_
+
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+    def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        query = dict(parse_qsl(urlparse(self.uri).query, keep_blank_values=True))
+        if ("Authorization" in self.headers or "X-Amz-Credential" not in query
+                or ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT):
+            return authorize(self, iam_request_cls, resource)
+        _presigned(self, iam_request_cls, resource, query)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = _authenticate_and_authorize_action
+
+
+def _presigned(response: Any, iam_request_cls: type, resource: str, query: dict[str, str]) -> None:
+    """A request signed in its query (SigV4 presigned URL): the signature, the expiry, then the permission."""
+    from moto.iam.models import get_account_id_from
+
+    credential = query["X-Amz-Credential"]
+    headers = {"Authorization": f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, "
+                                f"Signature={query.get('X-Amz-Signature', '')}",
+               "X-Amz-Date": query.get("X-Amz-Date", "")}
+    if "X-Amz-Security-Token" in query:
+        headers["X-Amz-Security-Token"] = query["X-Amz-Security-Token"]
+    account = get_account_id_from(credential.split("/")[0])
+    checker = iam_request_cls(account_id=account, method=response.method, path=response.raw_path,
+                              data=response.data, body=response.raw_body, headers=headers,
+                              action=response._get_action())
+    signed = datetime.strptime(query.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    expired = time.time() > signed.timestamp() + int(query.get("X-Amz-Expires") or 0)
+    secret = checker._access_key.create_credentials().secret_key
+    if expired or not hmac.compare_digest(_query_signature(response, query, secret), query.get("X-Amz-Signature", "")):
+        checker._raise_signature_does_not_match()
+    checker.check_action_permitted(resource)
+
+
+def _query_signature(response: Any, query: dict[str, str], secret: str) -> str:
+    """SigV4 of a presigned S3 request: host the only signed header, the payload unsigned."""
+    def enc(value: str) -> str:
+        return quote(value, safe="-_.~")
+
+    pairs = sorted((enc(k), enc(v)) for k, v in query.items() if k != "X-Amz-Signature")
+    canonical = "\n".join([response.method, response.raw_path.split("?")[0],
+                           "&".join(f"{k}={v}" for k, v in pairs), f"host:{response.headers.get('Host', '')}\n",
+                           "host", "UNSIGNED-PAYLOAD"])
+    _, day, region, service, terminal = query["X-Amz-Credential"].split("/")
+    scope = f"{day}/{region}/{service}/{terminal}"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", query["X-Amz-Date"], scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = f"AWS4{secret}".encode()
+    for part in (day, region, service, terminal):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def bootstrap(credentials: Path, account: str = ACCOUNT) -> dict[str, Any]:

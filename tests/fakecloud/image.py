@@ -10,8 +10,8 @@ top, as a cloud image's build does:
 
 * ``/etc/cloud/cloud.cfg.d/90_lit_fakecloud.cfg`` (CLOUD_CFG): the NoCloud datasource only (the fake cloud writes a
   seed directory into each instance), Ubuntu's default user ``ubuntu`` (as Ubuntu's own cloud.cfg has it: passwordless
-  sudo, /bin/bash, locked password), no network configuration (the test bed sets the address), and the modules a
-  stock image runs less those that make no sense offline (see the comments there).
+  sudo, /bin/bash, locked password), no network configuration (the test bed sets the address), the instance's
+  name in /etc/hosts; the modules of each stage are Debian's stock lists.
 * no SSH host keys (openssh-server's install made some; images ship none: cloud-init writes the instance's), no
   machine id, ``localhost`` as hostname (cloud-init sets the instance's), no DNS resolver.
 * apt without any source (sources.list has none, the package lists are gone): the instances have no route out and
@@ -86,40 +86,11 @@ disable_network_activation: true
 # VPC's resolver does on EC2 (sudo looks it up).
 manage_etc_hosts: true
 
-# The stock lists (Debian's cloud.cfg) less the modules that need what an instance here does not have: disks
-# and partitions (growpart, resizefs, disk_setup, mounts: there is no block device), a package mirror or the
-# internet (ca-certs, apt-pipelining, apt-configure, package-update-upgrade-install, snap, ssh-import-id, ntp,
-# fan, landscape, lxd, puppet, chef, mcollective, salt-minion, rightscale_userdata, phone-home), a console,
-# syslog or keyboard (rsyslog, keyboard, keys-to-console, byobu), the boot loader (grub-dpkg), IBM Power's RMC
-# (reset_rmc, refresh_rmc_and_interface) and udev (install-hotplug). Every module that acts on user data lit or
-# a user would send (bootcmd, write_files, users/groups, ssh, set-passwords, locale, timezone, runcmd, scripts,
-# power-state-change) stays.
-cloud_init_modules:
-  - migrator
-  - seed_random
-  - bootcmd
-  - write-files
-  - set_hostname
-  - update_hostname
-  - update_etc_hosts
-  - users-groups
-  - ssh
-cloud_config_modules:
-  - locale
-  - set-passwords
-  - timezone
-  - disable-ec2-metadata
-  - runcmd
-cloud_final_modules:
-  - write-files-deferred
-  - scripts-vendor
-  - scripts-per-once
-  - scripts-per-boot
-  - scripts-per-instance
-  - scripts-user
-  - ssh-authkey-fingerprints
-  - final-message
-  - power-state-change
+# The modules of each stage are Debian's stock lists (cloud.cfg): the ones that find nothing to do here (no disk
+# to grow, no package mirror, no console) skip or warn in cloud-init.log. Leaving out those that make no sense
+# offline (growpart, resizefs, disk_setup, mounts, ca-certs, rsyslog, snap, apt-*, ntp, puppet, chef, ...) was
+# measured and gains nothing: each stage takes 0.35-0.65 s here either way, almost all of it Python starting
+# cloud-init and importing its modules.
 """
 
 HOSTS = """\

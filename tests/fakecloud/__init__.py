@@ -15,13 +15,13 @@ From Python::
         ec2 = cloud.client(cloud.session(role_arn, external_id), "ec2")
 
 Instances are hosts (instances.py): an instance running in moto, in any account, is a test-bed host at its private
-address within ~0.2 s, whose sshd takes its keys from the instance's #cloud-config user data only (logins ``root``
-and ``ubuntu``, which is not root and has passwordless sudo, as on Ubuntu's images); stop/start powers it off and on
-(keeping /root and /home), terminate removes it,
-``shutdown -h now`` on it stops the instance in moto::
+address within ~2 s that boots a Debian image (image.py, machine.py) on a copy-on-write disk of its own, configured
+by real cloud-init from the instance's user data (login ``ubuntu``, not root, passwordless sudo, as on Ubuntu's
+images; root may not log in); stop/start ends its processes and boots it again from its disk, terminate removes
+it and its disk, ``sudo shutdown -h now`` on it stops the instance in moto::
 
         iid = ec2.run_instances(ImageId=CPU_IMAGE_ID, SubnetId=..., UserData=..., MinCount=1, MaxCount=1)...
-        host = cloud.wait_host(iid, timeout=10)        # sshd answers at host.address (the private IP)
+        host = cloud.wait_host(iid, timeout=60)        # sshd answers at host.address (the private IP)
         # and soon at the instance's PublicIpAddress (motod.PUBLIC_CIDR), from this machine only, not other hosts
         cloud.hosts_for_instances()                    # {instance id: Host}
 

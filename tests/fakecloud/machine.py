@@ -2,7 +2,8 @@
 
 An ``ImageHost`` is a test-bed host (tests/testbed.py: its network namespace on the bridge, its address and on-link
 routes, a holder process whose child is PID 1 of a PID namespace of its own, in mount, UTS and IPC namespaces of
-its own) whose init program (INIT_CODE, PID 1, the machine's python3 run before the switch) does what a boot does:
+its own) whose init program (INIT_CODE: PID 1, run by the machine's python3 up to 5., then by the image's own) does
+what a boot does:
 
 1. the instance's disk: an overlay (overlayfs) with the image as its lower layer and ``<host dir>/disk/{upper,work}``
    as its upper layer, mounted at ``<host dir>/root``;
@@ -17,7 +18,7 @@ its own) whose init program (INIT_CODE, PID 1, the machine's python3 run before 
    (``instance-id: <the EC2 instance id>``, ``local-hostname: ip-10-77-0-4``);
 4. the host name ``ip-10-77-0-4`` (EC2's DHCP gives it to a real instance before cloud-init runs);
 5. ``pivot_root`` into the overlay and the machine's root detached: from here on the instance sees only its disk
-   and what 2. mounted;
+   and what 2. mounted; PID 1 execs the image's python3 (on a copy of INIT_CODE in the instance's /run);
 6. Debian's cloud-init, its four stages one after the other as its systemd units would run them ("Boot stages" of
    cloud-init's docs): ``cloud-init init --local``, ``cloud-init init``, ``cloud-init modules --mode=config``,
    ``cloud-init modules --mode=final``; on the first boot they create the default user ``ubuntu`` (passwordless
@@ -76,6 +77,9 @@ import ctypes, json, os, signal, socket, sys, time, traceback
 
 with open(sys.argv[1]) as _f:
     cfg = json.load(_f)
+with open(sys.argv[0]) as _f:
+    CODE = _f.read()  # copied into the instance for the image's python3 to run (PID 1 after the switch)
+IN_RUN = "/run/lit-fakecloud"
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
 libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
@@ -225,6 +229,8 @@ def main():
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(s, lambda *a: None)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    if sys.argv[2:3] == ["--booted"]:
+        run(int(sys.argv[3]), int(sys.argv[4]))
     hostdir = cfg["hostdir"]
     # `ready` is outside the instance once setup() is done: written through a descriptor opened before
     ready = os.open(os.path.join(hostdir, "ready"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -240,6 +246,20 @@ def main():
     os.write(log, b"lit-fakecloud: mounted, booting\n")
     os.write(ready, b"ok\n")
     os.close(ready)
+    # PID 1 becomes the image's own python3 (nothing of this machine's stays in the instance: not even the
+    # program of its PID 1), running this code from the instance's /run
+    os.makedirs(IN_RUN, mode=0o700, exist_ok=True)
+    write(IN_RUN + "/init.py", CODE.encode(), 0o600)
+    write(IN_RUN + "/init.json", json.dumps(cfg).encode(), 0o600)
+    for fd in (log, sshd_log):
+        os.set_inheritable(fd, True)
+    os.execv("/usr/bin/python3", ["/usr/bin/python3", "-I", "-S", IN_RUN + "/init.py", IN_RUN + "/init.json",
+                                  "--booted", str(log), str(sshd_log)])
+
+def run(log, sshd_log):
+    # PID 1 in the instance, the image's python3: boot, then reap orphans until killed
+    for fd in (log, sshd_log):
+        os.set_inheritable(fd, False)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     pid = os.fork()
     if pid == 0:

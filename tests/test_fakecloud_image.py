@@ -7,6 +7,8 @@ otherwise, but a failure when CI=true.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,33 @@ def test_the_built_image_is_a_stock_cloud_image() -> None:
     assert (root / "etc/cloud/cloud.cfg.d/90_lit_fakecloud.cfg").read_text() == image.CLOUD_CFG
     for path in image.STANDIN_PATHS:  # the image has no init system: only the stand-ins answer these
         assert "stops nothing" in (root / path.lstrip("/")).read_text()
+
+
+def test_a_build_is_atomic_and_two_builds_do_not_race(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With a stand-in debootstrap: two builds at once run it once; a failed one leaves nothing behind."""
+    if os.geteuid() != 0:
+        pytest.skip("building the image needs root")
+    bin_dir, runs = tmp_path / "bin", tmp_path / "runs"
+    bin_dir.mkdir()
+    fake = bin_dir / "debootstrap"
+    fake.write_text('#!/bin/sh\necho run >> "$RUNS"\n[ -n "$FAIL" ] && exit 3\nsleep 0.5\n'
+                    'mkdir -p "$4/usr/bin" && touch "$4/usr/bin/cloud-init"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("RUNS", str(runs))
+    monkeypatch.setenv("LIT_FAKECLOUD_IMAGES", str(tmp_path / "cache"))
+    monkeypatch.setattr(image, "_check", lambda root: None)  # no dpkg in the stand-in's tree
+
+    monkeypatch.setenv("FAIL", "1")
+    with pytest.raises(image.ImageError, match="debootstrap failed"):
+        image.build(mirror="http://mirror.invalid/debian")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".log")) == [".lock"]
+    monkeypatch.delenv("FAIL")
+    runs.unlink()
+
+    with ThreadPoolExecutor(2) as pool:
+        built = list(pool.map(lambda _: image.build(mirror="http://mirror.invalid/debian"), range(2)))
+    assert built == [image.image_path()] * 2 and image.is_built()
+    assert runs.read_text().split() == ["run"]
+    assert not list((tmp_path / "cache").glob(".build-*"))
+    assert (image.image_path() / "etc/cloud/cloud.cfg.d/90_lit_fakecloud.cfg").read_text() == image.CLOUD_CFG

@@ -200,8 +200,8 @@ def test_bad_input_creates_nothing(lit: Lit, aws: Any) -> None:
 
 
 def test_a_role_that_cannot_be_assumed_is_refused_before_anything_is_made(lit: Lit, monkeypatch: Any) -> None:
-    # moto assumes any role it is asked for, so the refusal AWS gives (AccessDenied) is made here with
-    # botocore's own Stubber on STS, through lit's session code, in this process.
+    # The refusal AWS gives (AccessDenied) made with botocore's own Stubber on STS, through lit's session code,
+    # in this process (the fake cloud refuses for real too: the next test).
     from botocore.stub import Stubber
 
     from lit.provisioner.aws import session as aws_session

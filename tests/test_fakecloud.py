@@ -1,7 +1,8 @@
 """The fake cloud: moto on a test bridge, and MotoEngine running lit's real cluster program against it.
 
 What the stack made is checked in moto through the fake cloud's admin user (in the customer's account), not through
-the engine's records; IAM is enforced, so the engine makes all of it through the role lit's policy allows. Needs root (the bridge): skipped otherwise, but a failure when CI=true.
+the engine's records; IAM is enforced, so the engine makes all of it through the role lit's policy allows. Needs
+root (the bridge): skipped otherwise, but a failure when CI=true.
 """
 
 from __future__ import annotations
@@ -178,6 +179,65 @@ def test_a_role_that_cannot_be_assumed_fails_up_clearly(engine: MotoEngine, conf
     with pytest.raises(Exception, match="external ID 'x' is not valid"):
         engine.up("badrole", {**config, "lit:externalId": "x"}, lambda _: None)
     assert engine.outputs("badrole") is None
+
+
+def test_iam_is_enforced_with_the_policy_lit_prints(cloud: FakeCloud, outputs: dict[str, Any]) -> None:
+    """The operator may only assume the role; the role may do what `lit cluster policy` prints and no more."""
+    import urllib.error
+    import urllib.request
+
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    from tests.fakecloud import FakeCloudError
+
+    def denied(call: Any, **kwargs: Any) -> bool:
+        try:
+            call(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            return "AccessDenied" in str(exc) or "Forbidden" in str(exc)
+        return False
+
+    key, secret = cloud.credentials()
+    operator = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=cloud.region)
+    assert denied(cloud.client(operator, "ec2").describe_vpcs)
+    assert denied(cloud.client(operator, "s3").head_bucket, Bucket=outputs["bucket"])
+    with pytest.raises(FakeCloudError, match="AccessDenied"):
+        cloud.session(ROLE_ARN, "not-the-external-id")
+    with pytest.raises(FakeCloudError, match="AccessDenied"):
+        cloud.session("arn:aws:iam::111122223333:role/no-such-role", EXTERNAL_ID)
+
+    role = cloud.session(ROLE_ARN, EXTERNAL_ID)
+    iam, ec2 = cloud.client(role, "iam"), cloud.client(role, "ec2")
+    s3 = role.client("s3", endpoint_url=cloud.endpoint, region_name=cloud.region,  # SigV4 presigned URLs, as lit's
+                     config=botocore.config.Config(proxies={}, signature_version="s3v4"))
+    assert not denied(ec2.describe_vpcs) and not denied(s3.get_bucket_tagging, Bucket=outputs["bucket"])
+    assert denied(s3.create_bucket, Bucket="someone-elses-bucket")  # not lit-*
+    assert denied(s3.list_buckets) and denied(iam.list_roles)
+    assert denied(iam.create_role, RoleName="admin", AssumeRolePolicyDocument="{}")  # not under /lit/
+    assert denied(iam.get_instance_profile, InstanceProfileName="not-lits")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                "Principal": {"Service": "ec2.amazonaws.com"}}]})
+    iam.create_role(RoleName="scratch-work", Path="/lit/", AssumeRolePolicyDocument=trust)
+    iam.delete_role(RoleName="scratch-work")
+
+    # Presigned URLs (how machines move files): signed by the role, checked for signature, expiry and permission.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    put = s3.generate_presigned_url("put_object", Params={"Bucket": outputs["bucket"], "Key": "p/x"}, ExpiresIn=60)
+    request = urllib.request.Request(put, data=b"payload", method="PUT",
+                                     headers={"Content-Type": "application/octet-stream"})
+    with opener.open(request, timeout=10) as response:
+        assert response.status == 200
+    get = s3.generate_presigned_url("get_object", Params={"Bucket": outputs["bucket"], "Key": "p/x"}, ExpiresIn=60)
+    with opener.open(get, timeout=10) as response:
+        assert response.read() == b"payload"
+    tampered = get.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    with pytest.raises(urllib.error.HTTPError, match="403"):
+        opener.open(tampered, timeout=10)
+    with pytest.raises(urllib.error.HTTPError, match="403"):  # no signature at all
+        opener.open(f"{cloud.endpoint}/{outputs['bucket']}/p/x", timeout=10)
+    s3.delete_object(Bucket=outputs["bucket"], Key="p/x")
 
 
 def test_destroy_removes_all_but_the_bucket(outputs: dict[str, Any], engine: MotoEngine, config: dict[str, str],

@@ -161,9 +161,15 @@ def closer_to_iam() -> None:
 
     def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resource: str = "*") -> None:
         query = dict(parse_qsl(urlparse(self.uri).query, keep_blank_values=True))
-        if ("Authorization" in self.headers or "X-Amz-Credential" not in query
-                or ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT):
+        if ("Authorization" in self.headers or ActionAuthenticatorMixin.request_count
+                < settings.INITIAL_NO_AUTH_ACTION_COUNT):
             return authorize(self, iam_request_cls, resource)
+        if "X-Amz-Credential" not in query:  # unsigned, or SigV2 in the query: refused (moto would fail with 500)
+            from moto.core.exceptions import AccessDeniedError
+            from moto.s3.exceptions import S3AccessDeniedError
+
+            raise S3AccessDeniedError() if iam_request_cls.__name__.startswith("S3") else \
+                AccessDeniedError(user_arn="anonymous", action=str(self._get_action()))
         _presigned(self, iam_request_cls, resource, query)
 
     ActionAuthenticatorMixin._authenticate_and_authorize_action = _authenticate_and_authorize_action

@@ -292,6 +292,19 @@ def test_stop_start_keeps_the_disk_and_ends_processes(instance: dict[str, Any], 
     assert [stage for stage, _ in boot_times(host.dir)].count("init --local") == 2
 
 
+def test_reboot_on_the_host_boots_it_again(instance: dict[str, Any], keys: dict[str, Any], ec2: Any,
+                                           cloud: FakeCloud) -> None:
+    host = instance["host"]
+    boots = [stage for stage, _ in boot_times(host.dir)].count("init --local")
+    ssh(instance, keys, "sudo -n reboot")
+    wait(lambda: [stage for stage, _ in boot_times(host.dir)].count("init --local") == boots + 1, 30,
+         "cloud-init to run again")
+    cloud.wait_host(instance["id"], timeout=60)
+    assert state(ec2, instance["id"]) == "running"
+    done = ssh(instance, keys, "cat /home/ubuntu/disk.txt; cloud-init status")
+    assert done.stdout.split() == ["kept", "status:", "done"], (done.stdout, done.stderr)
+
+
 def test_shutdown_on_the_host_stops_the_instance(instance: dict[str, Any], keys: dict[str, Any], ec2: Any,
                                                  cloud: FakeCloud) -> None:
     assert state(ec2, instance["id"]) == "running"

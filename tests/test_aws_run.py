@@ -177,7 +177,7 @@ def test_every_instance_is_locked_down(lit: Lit, ec2: Any, home: Path, cloud: Fa
     first_key = next(line.split(":", 1)[1].strip() for line in text.splitlines() if "ed25519_public" in line)
     # The key in the user data (readable by anyone who may describe the instance) is no longer the host's.
     host = cloud.wait_host(instance["InstanceId"], 10)
-    presented = host.exec(["sh", "-c", "cat /run/lit-testbed/ssh_host_ed25519_key.pub"]).stdout.split()[1]
+    presented = host.exec(["sh", "-c", "cat /etc/ssh/ssh_host_ed25519_key.pub"]).stdout.split()[1]
     pinned = (home / "clusters" / "gpus" / "hosts" / f"{instance['InstanceId']}.known_hosts").read_text().split()
     assert presented == pinned[2] and presented != first_key.split()[1]
     os.killpg(proc.pid, signal.SIGINT)

@@ -32,6 +32,7 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/lit-deployer"
 EXTERNAL_ID = "lit-ext-7f3a9c"
 SSH_CIDR = "203.0.113.7/32"
 POLICY_ARNS = ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", f"arn:aws:iam::{ACCOUNT}:policy/datasets-read"]
+BUCKET_NAME = f"lit-{CLUSTER}-0123456789abcdefghijklmnop"
 
 BASE = {
     "lit:clusterName": CLUSTER,
@@ -39,13 +40,15 @@ BASE = {
     "lit:externalId": EXTERNAL_ID,
     "lit:sshCidr": SSH_CIDR,
     "lit:workPolicyArns": json.dumps(POLICY_ARNS),
+    "lit:bucketName": BUCKET_NAME,  # lit names the bucket (and records the name) before the stack runs
     "aws:region": REGION,
 }
 CONFIGS: dict[str, dict[str, str]] = {
     # Two work policies and an external id.
     "full": BASE,
-    # What Pulumi.yaml's defaults give: no external id (""), no work policies ("[]").
-    "minimal": {**BASE, "lit:clusterName": "bare", "lit:externalId": "", "lit:workPolicyArns": "[]"},
+    # What Pulumi.yaml's defaults give: no external id (""), no work policies ("[]"), no bucket name ("").
+    "minimal": {**BASE, "lit:clusterName": "bare", "lit:externalId": "", "lit:workPolicyArns": "[]",
+                "lit:bucketName": ""},
     # SSH from the whole internet, which the program must refuse.
     "ssh-open-ipv4": {**BASE, "lit:sshCidr": "0.0.0.0/0"},
     "ssh-open-ipv6": {**BASE, "lit:sshCidr": "::/0"},
@@ -354,6 +357,11 @@ def test_policy_every_taggable_resource_carries_the_cluster_tag(stack: Recorded)
 def test_policy_the_bucket_is_private_encrypted_owner_enforced_and_not_force_destroyed(stack: Recorded) -> None:
     bucket = stack.one("aws:s3/bucket:Bucket")
     assert not bucket["inputs"].get("forceDestroy"), "the bucket is force_destroy: destroying the stack loses data"
+    named = stack.config["lit:bucketName"]
+    if named:  # the name lit recorded, so lit can always find (and delete) the bucket
+        assert bucket["inputs"].get("bucket") == named and not bucket["inputs"].get("bucketPrefix"), bucket["inputs"]
+    else:
+        assert bucket["inputs"].get("bucketPrefix") == f"lit-{stack.config['lit:clusterName']}-", bucket["inputs"]
     for_bucket = [r for r in stack.resources if r["inputs"].get("bucket") == bucket["id"] and r is not bucket]
 
     blocks = [r for r in for_bucket if r["type"] == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]

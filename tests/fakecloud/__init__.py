@@ -4,7 +4,8 @@ real Pulumi program under mocks that make every resource for real in moto.
 By hand::
 
     eval "$(python -m tests.fakecloud up)"     # moto + bridge in the background; prints export lines
-    lit create cluster demo --provider aws --role-arn arn:aws:iam::111122223333:role/lit-byoc
+    lit create cluster demo --provider aws --role-arn arn:aws:iam::111122223333:role/lit-byoc \
+        --external-id lit-test-external-id
     python -m tests.fakecloud down
 
 From Python::
@@ -13,6 +14,11 @@ From Python::
         engine = MotoEngine(home, env=cloud.env)
         outputs = engine.up("demo", config, print)
         ec2 = cloud.client(cloud.session(role_arn, external_id), "ec2")
+        admin = cloud.client(cloud.admin_session(), "iam")          # for checks the role may not make
+
+IAM is enforced (authz.py): the exported credentials are an operator's that may only assume roles; the role
+``lit-byoc`` (ROLE_ARN, EXTERNAL_ID in server.py) has the policies ``lit cluster policy`` prints, and
+``cloud.create_role(arn, external_id, permissions)`` makes another (e.g. with a policy missing an action).
 
 Instances are hosts (instances.py): an instance running in moto, in any account, is a test-bed host at its private
 address within ~2 s that boots a Debian image (image.py, machine.py) on a copy-on-write disk of its own, configured

@@ -3,6 +3,8 @@
 `up` starts moto on a test bed's bridge in the background and prints the export lines that point lit at it:
 
     eval "$(python -m tests.fakecloud up)"
+
+(first building the instances' OS image if it is not cached: image.py, about a minute.)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from . import image
 from .aws import FakeCloudError
 from .server import STATE_FILE, FakeCloud, default_dir
 
@@ -40,6 +43,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.cmd == "up":
             t0 = time.monotonic()
+            if not image.is_built():
+                print(f"# building the instances' OS image in {image.image_path()} (debootstrap, about a minute)",
+                      file=sys.stderr)
+                image.build()
             cloud = FakeCloud.up(d, region=args.region, auto_down=False, boot=args.boot)
             sys.stdout.write(exports(cloud))
             print(f"# fake cloud: moto on {cloud.endpoint} (pid {cloud.moto_pid}), up in {time.monotonic() - t0:.1f}s;"
@@ -62,9 +69,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       "the instances' reconciler is a thread of moto's process")
                 for instance_id, host in sorted(cloud.hosts_for_instances().items()):
                     print(f"  instance {instance_id}: host {host.address} (netns {host.netns}), "
-                          f"{'powered on' if host.powered_on else 'powered off'}, logins root and ubuntu (sudo)")
+                          f"{'powered on' if host.powered_on else 'powered off'}, login ubuntu (sudo)")
                 print(f"reconciler log: {cloud.reconciler_log_path}")
-    except FakeCloudError as exc:
+    except (FakeCloudError, image.ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

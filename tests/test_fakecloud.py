@@ -286,3 +286,33 @@ def test_command_line_up_status_down(tmp_path: Path) -> None:
     assert guards() == before  # only its own is gone
     assert not (tmp_path / "cloud" / "state.json").exists()
     assert not _same_process(recorded["moto_pid"], recorded["moto_start"])
+
+
+def test_the_engine_makes_only_calls_the_role_policy_table_lists(cloud: FakeCloud, config: dict[str, str],
+                                                                 tmp_path: Path, aws: Any) -> None:
+    """Each API call the engine makes for a resource is one provisioner/aws/policy.py lists for its type (create,
+    read or update), and a new bucket is read back call for call as the provider reads it."""
+    from lit.provisioner.aws.policy import STACK as TABLE
+
+    calls = tmp_path / "calls.jsonl"
+    (tmp_path / "home").mkdir()
+    engine = MotoEngine(tmp_path / "home", env={**cloud.env, "LIT_FAKECLOUD_CALLS": str(calls)})
+    stack = "tabled"
+    settings = {**config, "lit:clusterName": stack}
+    try:
+        engine.up(stack, settings, lambda _: None)
+        engine.up(stack, settings, lambda _: None)  # again: everything read, nothing made twice
+        seen = [json.loads(line) for line in calls.read_text().splitlines()]
+        outside = sorted({f"{r['what']}: {r['call']}" for r in seen
+                          if r["call"] not in {c for op in ("create", "read", "update")
+                                               for c in TABLE.get(r["what"], {}).get(op, ())}})
+        assert not outside, outside
+        made = {r["type"] for r in (engine.state(stack) or {})["resources"]}
+        assert made <= {r["what"] for r in seen}, made - {r["what"] for r in seen}
+        bucket_reads = [r["call"] for r in seen if r["what"] == "aws:s3/bucket:Bucket"]
+        assert set(TABLE["aws:s3/bucket:Bucket"]["read"]) <= set(bucket_reads), bucket_reads
+    finally:
+        bucket = (engine.outputs(stack) or {}).get("bucket")
+        engine.destroy(stack, settings, lambda _: None)
+        if bucket:
+            aws("s3").delete_bucket(Bucket=bucket)

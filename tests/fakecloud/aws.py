@@ -7,8 +7,10 @@ environment): a private or loopback address, never anything else.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
+import threading
 from typing import Any, Optional
 from urllib.parse import urlparse
 
@@ -60,9 +62,21 @@ class Endpoint:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint,
-                                                         region_name=self.region, config=_config())
+            made = self.session.client(service, endpoint_url=self.endpoint, region_name=self.region, config=_config())
+            if os.environ.get(CALLS_ENV):
+                made.meta.events.register("before-call", _record_call)
+            self._clients[service] = made
         return self._clients[service]
+
+
+CALLS_ENV = "LIT_FAKECLOUD_CALLS"  # a file: each API call the stack engine makes, for what, one JSON a line
+MAKING = threading.local()  # .what: the resource type (or invoke token) the engine is making now
+
+
+def _record_call(model: Any, **_: Any) -> None:
+    line = {"what": getattr(MAKING, "what", ""), "call": f"{model.service_model.signing_name}:{model.name}"}
+    with open(os.environ[CALLS_ENV], "a") as out:
+        out.write(json.dumps(line) + "\n")
 
 
 def base_session(region: str = DEFAULT_REGION, credentials: Optional[tuple[str, str]] = None) -> Any:

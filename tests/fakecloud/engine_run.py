@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-from .aws import DEFAULT_REGION, Endpoint, FakeCloudError, base_session, endpoint_from_env
+from .aws import DEFAULT_REGION, MAKING, Endpoint, FakeCloudError, base_session, endpoint_from_env
 from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
 from .stackfile import StackFile
 
@@ -108,6 +108,7 @@ class Run:
             rec = {"urn": urn, "type": typ, "name": name, "status": "new", "data": {}}
         rec["retain"] = bool(retain)
         was = rec.get("status")
+        MAKING.what = typ
         if typ == PROVIDER_TYPE:
             self.contexts[urn] = provider_context(inputs, self.endpoint, self.region)
             rid, state = rec.get("id") or str(uuid.uuid4()), dict(inputs)
@@ -141,6 +142,7 @@ class Run:
                 raise
 
     def _call(self, token: str, args: dict[str, Any], provider: str) -> dict[str, Any]:
+        MAKING.what = token
         ctx = self._context(provider)
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             filters = [{"Name": f["name"], "Values": f["values"]} for f in args.get("filters") or []]

@@ -166,3 +166,31 @@ def test_without_a_role_arn_the_partition_is_aws(tmp_path: Path) -> None:
 def test_an_unknown_partition_is_refused() -> None:
     with pytest.raises(BadInput, match="partition"):
         policies(None, None, "aws-mars")
+
+
+def test_every_boto3_call_in_lits_code_is_in_the_table() -> None:
+    """A call added to provisioner/ without a row in policy.LIT would fail for customers (their role lacks it)."""
+    import re
+
+    root = Path(policy.__file__).resolve().parents[1]  # provisioner/
+
+    def api(method: str) -> str:
+        return "".join(part[:1].upper() + part[1:] for part in method.split("_"))
+
+    services = {"ec2": "ec2", "s3": "s3", "quotas": "servicequotas", "sts": "sts"}
+    waiters = {"instance_running", "instance_stopped", "instance_terminated"}  # they poll DescribeInstances
+    found: set[str] = set()
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for var, service in services.items():
+            for method in re.findall(rf"\b{var}\.(\w+)\(", text):
+                if method not in ("get_paginator", "get_waiter", "generate_presigned_url", "assume_role"):
+                    found.add(f"{service}:{api(method)}")  # assume_role: the operator's call, not the role's
+            found |= {f"{service}:{api(m)}" for m in re.findall(rf"\b{var}\.get_paginator\(\"(\w+)\"", text)}
+            for waiter in re.findall(rf"\b{var}\.get_waiter\(\"(\w+)\"", text):
+                assert waiter in waiters, f"{path}: a waiter the table does not know: {waiter}"
+                found.add("ec2:DescribeInstances")
+        for method in re.findall(r"\"(put_object|get_object)\"", text):  # presigned URLs' operations
+            found.add(f"s3:{api(method)}")
+    assert len(found) > 10, found
+    assert found <= policy.calls(), sorted(found - policy.calls())

@@ -26,7 +26,7 @@ from tests.fakecloud.instances import power_action
 from tests.fakecloud.machine import boot_times
 from tests.fakecloud.motod import PUBLIC_CIDR
 from tests.support import require
-from tests.testbed import _netns_list
+from tests.testbed import _netns_list, _same_process
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/lit-byoc"
 EXTERNAL_ID = "lit-test-external-id"
@@ -265,6 +265,10 @@ def test_the_instance_boots_the_image_configured_by_cloud_init(instance: dict[st
     # an ssh session (and sudo in it) has no CAP_SYS_ADMIN (21) or CAP_NET_ADMIN (12): no mount, no way out
     bounding = int(ssh(instance, keys, "sudo -n grep CapBnd /proc/self/status").stdout.split()[1], 16)
     assert not bounding & (1 << 21) and not bounding & (1 << 12)
+    # its init ignores what would end a real init too
+    run("kill -TERM 1; kill -INT 1; kill -HUP 1")
+    time.sleep(0.3)
+    assert _same_process(host.init_pid, host.init_start) and host.tcp_reachable()
     print(f"cloud-init's stages: {boot_times(host.dir)}")
 
 

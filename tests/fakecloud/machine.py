@@ -281,9 +281,9 @@ def run(log, sshd_log):
                 break
             if pid == 0:
                 break
-        info = signal.sigtimedwait({signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}, 5.0)
-        if info is not None and info.si_signo != signal.SIGCHLD:
-            sys.exit(0)
+        # SIGTERM, SIGINT and SIGHUP are taken and ignored, as a real init does: only SIGKILL from outside the
+        # instance (power_off, remove_host) ends it
+        signal.sigtimedwait({signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}, 5.0)
 
 main()
 """

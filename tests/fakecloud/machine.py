@@ -24,7 +24,9 @@ what a boot does:
    ``cloud-init modules --mode=final``; on the first boot they create the default user ``ubuntu`` (passwordless
    sudo), write the host keys of ``ssh_keys`` and the authorized keys; on a later boot of the same instance id
    the per-instance modules do not run again;
-7. the image's own sshd (``/usr/sbin/sshd -D -e``, its /etc/ssh/sshd_config as cloud-init left it).
+7. the image's own sshd (``/usr/sbin/sshd -D -e``, its /etc/ssh/sshd_config as cloud-init left it). On a real
+   image systemd starts ssh.service after cloud-init's network stage, so the config and final stages may still
+   run when SSH first answers; here SSH answers once all four are done (``cloud-init status`` says done).
 
 Each stage and sshd run without the capabilities the test bed takes from its sshd (``DROPPED_CAPS``: no mounts,
 no network changes, no reboot, ...), except CAP_AUDIT_CONTROL for sshd: Debian's PAM stack for sshd sets the login

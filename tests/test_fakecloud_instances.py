@@ -59,16 +59,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def user_data(keys: dict[str, Any]) -> str:
-    private = "".join(f"    {line}\n" for line in keys["host_private"].strip().splitlines())
-    return ("#cloud-config\n"
-            "ssh_authorized_keys:\n"
-            f"  - {keys['client_pub']}\n"
-            "ssh_deletekeys: true\n"
-            "ssh_genkeytypes: []\n"
-            "ssh_keys:\n"
-            "  ed25519_private: |\n"
-            f"{private}"
-            f"  ed25519_public: {keys['host_public']}\n")
+    """The user data lit itself sends (so real cloud-init reads exactly what a real instance would get)."""
+    from lit.provisioner.aws.provider import user_data as lit_user_data
+
+    return lit_user_data(keys["client_pub"], keys["host_private"], keys["host_public"])
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +234,11 @@ def test_the_instance_boots_the_image_configured_by_cloud_init(instance: dict[st
     assert done.stdout.splitlines()[1] == f"/var/lib/cloud/instances/{instance['id']}"
     assert {"boot-finished", "sem", "user-data.txt"} <= set(done.stdout.split())
     assert f"instance-id: {instance['id']}" in done.stdout
+    # lit's user data is valid by cloud-init's own schema, and cloud-init warned of nothing in it
+    done = run("cloud-init schema --config-file /var/lib/cloud/instance/user-data.txt; "
+               "grep -E 'WARNING.*(schema|cloud-config|ssh_)' /var/log/cloud-init.log || true")
+    assert done.stdout.strip() == "Valid cloud-config: /var/lib/cloud/instance/user-data.txt", (done.stdout,
+                                                                                                 done.stderr)
     # the default user exists because cloud-init made it: not in the image, on the instance's disk, with its sudo rule
     assert ":ubuntu:" not in "\n".join(":" + line for line in (image / "etc/passwd").read_text().splitlines())
     assert not (image / "etc/sudoers.d/90-cloud-init-users").exists()
@@ -248,7 +247,7 @@ def test_the_instance_boots_the_image_configured_by_cloud_init(instance: dict[st
     assert done.stdout.startswith("ubuntu:x:1000:")
     assert "Created by cloud-init" in done.stdout and "ubuntu ALL=(ALL) NOPASSWD:ALL" in done.stdout
     assert keys["client_pub"] in done.stdout
-    # the host keys are the user data's, and no other (ssh_deletekeys, ssh_genkeytypes: [])
+    # the host keys are the user data's, and no other (ssh_deletekeys; with ssh_keys cc_ssh generates none)
     done = run("ls /etc/ssh/ | grep ssh_host_; cat /etc/ssh/ssh_host_ed25519_key.pub")
     assert done.stdout.splitlines()[:2] == ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
     assert done.stdout.splitlines()[2].split()[:2] == keys["host_public"].split()[:2]

@@ -111,13 +111,15 @@ def refuse_public_under_emulator(instance_id: str, address: str) -> None:
 
 
 def user_data(authorized_key: str, host_private: str, host_public: str) -> str:
+    """#cloud-config for cloud-init's cc_ssh: the default user's authorized key, and the host key lit made. With
+    `ssh_keys` given, cc_ssh writes those and generates none (cloud-init docs, module "SSH": "If no host keys are
+    specified using ssh_keys, then keys will be generated"); `ssh_genkeytypes: []` is refused by its schema."""
     indented = "\n".join("    " + line for line in host_private.strip().splitlines())
     return (
         "#cloud-config\n"
         "ssh_authorized_keys:\n"
         f"  - {authorized_key.strip()}\n"
         "ssh_deletekeys: true\n"
-        "ssh_genkeytypes: []\n"
         "ssh_keys:\n"
         "  ed25519_private: |\n"
         f"{indented}\n"

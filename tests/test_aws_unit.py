@@ -216,3 +216,21 @@ def test_lit_connects_to_the_public_address_and_works_get_the_private_one(monkey
     assert Machine.from_dict(old).internal_address == "10.0.0.5" and Machine.from_dict(old).to_dict() == old
     two = Machine("i-1", "10.99.0.7", "ubuntu", internal_address="10.77.0.4")
     assert Machine.from_dict(two.to_dict()) == two
+
+
+def test_delete_waits_through_pending_and_stopping_instances() -> None:
+    """botocore's instance_terminated waiter gives up at once on an instance that is pending or stopping (its
+    failure acceptors), which `lit delete cluster` meets while a run starts or stops machines: lit's own wait
+    goes through those states."""
+    import botocore.session
+
+    from lit.provisioner.aws.provider import settle, wait_terminated
+
+    model = botocore.session.get_session().get_waiter_model("ec2").get_waiter("InstanceTerminated")
+    failing = {a.expected for a in model.acceptors if a.state == "failure"}
+    assert {"pending", "stopping"} <= failing
+    ec2 = _EC2({"terminate_instances": ["IncorrectInstanceState", {}],
+                "describe_instances": ["stopping", "shutting-down", "shutting-down", "terminated"]})
+    settle(ec2, "terminate_instances", ["i-0abc"], sleep=lambda s: None)
+    wait_terminated(ec2, ["i-0abc"], sleep=lambda s: None)
+    assert ec2.calls.count("terminate_instances") == 2 and ec2.calls.count("describe_instances") == 4

@@ -228,7 +228,7 @@ def test_the_instance_boots_the_image_configured_by_cloud_init(instance: dict[st
     assert done.stdout.split("\n")[:2] == ["/usr/bin/python3", "(3, 11)"], (done.stdout, done.stderr)
     assert done.returncode != 0 and "No module named 'ensurepip'" in done.stderr
     # cloud-init ran, from the NoCloud seed, for this instance id
-    done = run("cloud-init status; readlink /var/lib/cloud/instance; ls /var/lib/cloud/instance; "
+    done = run("cloud-init status --wait | tail -n 1; readlink /var/lib/cloud/instance; ls /var/lib/cloud/instance; "
                "cat /var/lib/cloud/seed/nocloud/meta-data")
     assert done.stdout.splitlines()[0] == "status: done", (done.stdout, done.stderr)
     assert done.stdout.splitlines()[1] == f"/var/lib/cloud/instances/{instance['id']}"
@@ -289,7 +289,8 @@ def test_stop_start_keeps_the_disk_and_ends_processes(instance: dict[str, Any], 
     ec2.start_instances(InstanceIds=[instance["id"]])
     cloud.wait_host(instance["id"], timeout=60)
     done = ssh(instance, keys, "cat /home/ubuntu/disk.txt; ls /tmp; pgrep -x sleep || echo none; "
-                               "stat -c %Y /var/lib/cloud/instance/sem/config_ssh; cloud-init status")
+                               "stat -c %Y /var/lib/cloud/instance/sem/config_ssh; "
+                               "cloud-init status --wait | tail -n 1")
     assert done.stdout.split() == ["kept", "none", ssh_module_ran, "status:", "done"], (done.stdout, done.stderr)
     # cloud-init ran again (its per-instance modules, as ssh's above, did not: same instance id)
     assert [stage for stage, _ in boot_times(host.dir)].count("init --local") == 2
@@ -304,7 +305,7 @@ def test_reboot_on_the_host_boots_it_again(instance: dict[str, Any], keys: dict[
          "cloud-init to run again")
     cloud.wait_host(instance["id"], timeout=60)
     assert state(ec2, instance["id"]) == "running"
-    done = ssh(instance, keys, "cat /home/ubuntu/disk.txt; cloud-init status")
+    done = ssh(instance, keys, "cat /home/ubuntu/disk.txt; cloud-init status --wait | tail -n 1")
     assert done.stdout.split() == ["kept", "status:", "done"], (done.stdout, done.stderr)
 
 

@@ -24,9 +24,10 @@ what a boot does:
    ``cloud-init modules --mode=final``; on the first boot they create the default user ``ubuntu`` (passwordless
    sudo), write the host keys of ``ssh_keys`` and the authorized keys; on a later boot of the same instance id
    the per-instance modules do not run again;
-7. the image's own sshd (``/usr/sbin/sshd -D -e``, its /etc/ssh/sshd_config as cloud-init left it). On a real
-   image systemd starts ssh.service after cloud-init's network stage, so the config and final stages may still
-   run when SSH first answers; here SSH answers once all four are done (``cloud-init status`` says done).
+7. the image's own sshd (``/usr/sbin/sshd -D -e``, its /etc/ssh/sshd_config as cloud-init left it), started,
+   as systemd orders it on a real image, once the network stage (``cloud-init init``, whose unit is
+   ``Before=sshd.service``; its modules make the default user and write the keys) is done: the config and final
+   stages still run when SSH first answers, as they may on EC2 (``cloud-init status`` says running until then).
 
 Each stage and sshd run without the capabilities the test bed takes from its sshd (``DROPPED_CAPS``: no mounts,
 no network changes, no reboot, ...), except CAP_AUDIT_CONTROL for sshd: Debian's PAM stack for sshd sets the login
@@ -69,6 +70,7 @@ CLOUD_INIT_STAGES = (
     ["modules", "--mode=config"],
     ["modules", "--mode=final"],
 )
+SSHD_AFTER_STAGES = 2  # sshd starts after init --local and init (the network stage), before config and final
 STAGE_TIMEOUT = 300.0
 # sshd keeps CAP_AUDIT_CONTROL (see the module docstring); everything else the test bed drops
 SSHD_KEEPS = ("audit_control",)
@@ -205,9 +207,13 @@ def spawn(argv, caps, out):
     return pid
 
 def boot(log, sshd_log):
-    # 6. cloud-init's stages, then 7. sshd (this runs in a child of PID 1)
+    # 6. cloud-init's stages, with 7. sshd started after the network stage (this runs in a child of PID 1)
     t_boot = time.monotonic()
-    for stage in cfg["stages"]:
+    for number, stage in enumerate(cfg["stages"]):
+        if number == cfg["sshd_after"]:
+            os.write(log, ("lit-fakecloud: cloud-init's network stage done in %.2fs; starting sshd\n"
+                           % (time.monotonic() - t_boot)).encode())
+            spawn(["/usr/sbin/sshd", "-D", "-e"], cfg["sshd_caps"], sshd_log)
         t0 = time.monotonic()
         pid = spawn(["/usr/bin/cloud-init"] + stage, cfg["caps"], log)
         deadline = t0 + cfg["stage_timeout"]
@@ -224,8 +230,7 @@ def boot(log, sshd_log):
         os.write(log, ("lit-fakecloud: cloud-init %s: exit status %s in %.2fs\n"
                        % (" ".join(stage), os.waitstatus_to_exitcode(status) if status != -1 else "timeout",
                           time.monotonic() - t0)).encode())
-    os.write(log, ("lit-fakecloud: cloud-init done in %.2fs; starting sshd\n" % (time.monotonic() - t_boot)).encode())
-    spawn(["/usr/sbin/sshd", "-D", "-e"], cfg["sshd_caps"], sshd_log)
+    os.write(log, ("lit-fakecloud: cloud-init done in %.2fs\n" % (time.monotonic() - t_boot)).encode())
 
 def main():
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -343,6 +348,7 @@ class ImageHost(Host):
             "standin": _STANDIN,
             "standin_paths": list(STANDIN_PATHS),
             "stages": [list(s) for s in CLOUD_INIT_STAGES],
+            "sshd_after": SSHD_AFTER_STAGES,
             "stage_timeout": STAGE_TIMEOUT,
             "boot_log": BOOT_LOG,
             "caps": all_caps,

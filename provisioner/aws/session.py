@@ -140,6 +140,8 @@ class RoleSession:
             credentials = RefreshableCredentials.create_from_metadata(
                 metadata=self._assume(), refresh_using=self._assume, method="sts-assume-role")
         core = get_session()
+        # One loader for both sessions: the service models and endpoint data it parsed for STS are not read again.
+        core.register_component("data_loader", self._base._session.get_component("data_loader"))
         core._credentials = credentials
         core.set_config_variable("region", region)
         self.session = boto3.session.Session(botocore_session=core)

@@ -500,15 +500,20 @@ def _used_networks(guards: bool = True) -> list[ipaddress.IPv4Network]:
 
 
 @contextlib.contextmanager
-def _global_lock() -> Iterator[None]:
-    """Serialises subnet choice between beds (several pytest processes)."""
-    lock_dir = Path("/run/lock") if Path("/run/lock").is_dir() else Path(tempfile.gettempdir())
-    with open(lock_dir / "lit-testbed.lock", "a") as f:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (made if missing) for the block: between processes."""
+    with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _global_lock() -> contextlib.AbstractContextManager[None]:
+    """Serialises subnet choice between beds (several pytest processes)."""
+    lock_dir = Path("/run/lock") if Path("/run/lock").is_dir() else Path(tempfile.gettempdir())
+    return file_lock(lock_dir / "lit-testbed.lock")
 
 
 def _new_prefix() -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -40,11 +39,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from tests.testbed import _STANDIN, STANDIN_NAMES
+from tests.testbed import _STANDIN, STANDIN_NAMES, file_lock
 
 RECIPE_VERSION = 1
 SUITE = "bookworm"
@@ -180,14 +179,8 @@ def debian_mirror(paths: Sequence[Path] = ()) -> str:
     return next((u.rstrip("/") for u in found if u.startswith(("http://", "https://"))), DEFAULT_MIRROR)
 
 
-@contextlib.contextmanager
-def _lock(directory: Path) -> Iterator[None]:
-    with open(directory / ".lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _lock(directory: Path) -> contextlib.AbstractContextManager[None]:
+    return file_lock(directory / ".lock")
 
 
 def _bake(root: Path) -> None:

@@ -119,30 +119,22 @@ def _lit_files() -> list[tuple[str, Path]]:
     return sorted(found.items())
 
 
-# Where a Python keeps the pip wheel its ensurepip installs: CPython's own ensurepip/_bundled, and Debian's and
-# Ubuntu's python3-pip-whl (their ensurepip reads /usr/share/python-wheels).
-PIP_WHEEL_DIRS = ("ensurepip", "/usr/share/python-wheels")
-
-
 def pip_wheel() -> Optional[Path]:
-    """A pip wheel from this machine's Python, for hosts whose python3 has no ensurepip (stock Ubuntu and Debian
-    images: python3-venv is not installed, so `python3 -m venv` fails there)."""
-    found: list[Path] = []
-    for where in PIP_WHEEL_DIRS:
-        if where == "ensurepip":
-            try:
-                import ensurepip
-            except ImportError:
-                continue
-            folder = Path(ensurepip.__file__).parent / "_bundled"
-        else:
-            folder = Path(where)
-        found += folder.glob("pip-*-py3-none-any.whl")
+    """The newest pip wheel of this machine's Python, for hosts whose python3 has no ensurepip (stock Ubuntu and
+    Debian images: python3-venv is not installed, so `python3 -m venv` fails there). It is where ensurepip keeps
+    it: CPython's ensurepip/_bundled, or Debian's and Ubuntu's /usr/share/python-wheels (python3-pip-whl)."""
+    folders = [Path("/usr/share/python-wheels")]
+    try:
+        import ensurepip
+
+        folders.append(Path(ensurepip.__file__).parent / "_bundled")
+    except ImportError:
+        pass
 
     def version(path: Path) -> tuple[int, ...]:
         return tuple(int(part) if part.isdigit() else 0 for part in path.name.split("-")[1].split("."))
 
-    return max(found, key=version, default=None)
+    return max((w for folder in folders for w in folder.glob("pip-*-py3-none-any.whl")), key=version, default=None)
 
 
 def build(app_file: Path) -> Bundle:

@@ -10,7 +10,6 @@ instance, so once connected lit replaces the host key over the verified connecti
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import os
 import threading
 import time
@@ -23,7 +22,7 @@ from lit.runtime.errors import InfrastructureError
 from .. import store
 from ..base import Cluster, Lease, Machine, Progress
 from . import catalog
-from .session import RoleSession, emulated, mapped_errors
+from .session import RoleSession, emulated, is_private_host, mapped_errors
 
 CAPACITY_ERRORS = frozenset({"InsufficientInstanceCapacity", "Unsupported", "InsufficientHostCapacity",
                              "InsufficientCapacity"})
@@ -102,10 +101,7 @@ def refuse_public_under_emulator(instance_id: str, address: str) -> None:
     """Against an emulator (AWS_ENDPOINT_URL set) lit connects to private and loopback addresses only: the addresses
     an emulator hands out are made up, and a public one may be anybody's machine on the internet."""
     endpoint = emulated()
-    if endpoint is None:
-        return
-    ip = ipaddress.ip_address(address)
-    if not (ip.is_private or ip.is_loopback):
+    if endpoint is not None and not is_private_host(address):
         raise InfrastructureError(f"{instance_id}: the emulator at {endpoint} gave it the address {address}, which "
                                   "is not private: lit connects to private addresses only against an emulator")
 

@@ -74,19 +74,21 @@ def emulated() -> Optional[str]:
     return endpoint or None
 
 
-def check_emulator_is_private() -> None:
-    """Against an emulator lit only ever talks to private addresses (it invents public ones: never contact them)."""
-    endpoint = emulated()
-    if endpoint is None:
-        return
-    host = urlparse(endpoint).hostname or ""
+def is_private_host(host: str) -> bool:
+    """`localhost`, or a private or loopback IP address: where lit may connect against an emulator."""
+    if host == "localhost":
+        return True
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        if host != "localhost":
-            raise BadInput(f"AWS_ENDPOINT_URL={endpoint}: an emulator must be on a private address") from None
-        return
-    if not (address.is_private or address.is_loopback):
+        return False
+    return address.is_private or address.is_loopback
+
+
+def check_emulator_is_private() -> None:
+    """Against an emulator lit only ever talks to private addresses (it invents public ones: never contact them)."""
+    endpoint = emulated()
+    if endpoint is not None and not is_private_host(urlparse(endpoint).hostname or ""):
         raise BadInput(f"AWS_ENDPOINT_URL={endpoint}: an emulator must be on a private address")
 
 

@@ -48,7 +48,7 @@ Events: ``shutdown -h now`` & co. on a host append a line to
 
 Hosts one by one (a fake cloud's instances): ``TestBed.attach(bed, dir)`` is a bed with a state file of its
 own on ``bed``'s bridge; ``add_host(name, address, prefix_len=, routes=, authorized_keys=, host_keys=,
-login_aliases=, sudo_users=)`` brings up one host (any address: ``add_bridge_route(cidr)`` routes a network outside
+host_class=)`` brings up one host (any address: ``add_bridge_route(cidr)`` routes a network outside
 the bed's /24 to the bridge on this machine, refusing one the machine uses; the host gets on-link routes, never a
 default route), ``remove_host(host)`` removes it. ``add_unreachable_route(cidr)`` keeps packets for a range whose
 hosts are not up yet on this machine (removed at down).
@@ -247,62 +247,22 @@ def setup():
     # root's account must not be locked for sshd (UsePAM no).
     try:
         with open("/etc/shadow") as f:
-            lines = f.read().splitlines(True)
+            lines = f.read().splitlines()
     except OSError:
         lines = []
-    aliases = cfg.get("login_aliases") or []
-    users = cfg.get("sudo_users") or []
-    named = aliases + users
-    if any(l.startswith("root:!") for l in lines) or (named and lines):
-        kept = []
+    if any(l.startswith("root:!") for l in lines):
+        unlocked = []
         for l in lines:
             if l.startswith("root:!"):
                 parts = l.split(":")
                 parts[1] = "*"
                 l = ":".join(parts)
-            if l.split(":")[0] not in named:
-                kept.append(l.rstrip("\n"))
-        overlay("/etc/shadow", kept + ["%s:*:19000:0:99999:7:::" % a for a in named], 0o640)
-    # Login names that are root under another name (uid 0, home /root), and users that are not root but may
-    # use sudo (uid 1000 up, home /home/NAME), as a cloud image's "ubuntu".
-    ids = {}
-    if users:  # uids (and gids) 1000 up that this machine's own accounts do not use
-        taken = set()
-        for path in ("/etc/passwd", "/etc/group"):
-            with open(path) as f:
-                taken |= {int(l.split(":")[2]) for l in f if l.count(":") >= 3 and l.split(":")[2].isdigit()}
-        n = 1000
-        for u in users:
-            while n in taken:
-                n += 1
-            ids[u] = n
-            taken.add(n)
-    if named:
-        with open("/etc/passwd") as f:
-            plines = [l for l in f.read().splitlines() if l.split(":")[0] not in named]
-        plines += ["%s:x:0:0:%s (root, lit test bed):/root:/bin/bash" % (a, a) for a in aliases]
-        plines += ["%s:x:%d:%d:%s (sudo, lit test bed):/home/%s:/bin/bash" % (u, n, n, u, u) for u, n in ids.items()]
-        overlay("/etc/passwd", plines, 0o644)
-    if users:
-        with open("/etc/group") as f:
-            glines = [l for l in f.read().splitlines() if l.split(":")[0] not in users]
-        glines += ["%s:x:%d:" % (u, n) for u, n in ids.items()]
-        overlay("/etc/group", glines, 0o644)
-        if os.path.isfile("/etc/sudoers"):  # this machine's, plus what cloud-init adds for a cloud image's user
-            with open("/etc/sudoers") as f:
-                rules = f.read().splitlines()
-            overlay("/etc/sudoers", rules + ["%s ALL=(ALL) NOPASSWD:ALL" % u for u in users], 0o440)
-        with open("/etc/hosts") as f:  # sudo looks its host name up
-            hosts = f.read().splitlines()
-        overlay("/etc/hosts", hosts + ["127.0.1.1 %s" % cfg["hostname"]], 0o644)
+            unlocked.append(l)
+        overlay("/etc/shadow", unlocked, 0o640)
     # Private writable directories.
     for d, mode in cfg["tmpfs"]:
         if os.path.isdir(d) and not os.path.islink(d):
             tmpfs(d, mode)
-    for u, n in ids.items():
-        home = "/home/" + u
-        os.makedirs(home, mode=0o755, exist_ok=True)
-        os.chown(home, n, n)
     # Login records sshd writes (so it does not complain on each login).
     for f in ("/var/log/lastlog", "/var/log/wtmp", "/var/log/btmp", "/run/utmp"):
         if os.path.isdir(os.path.dirname(f)) and not os.path.exists(f):
@@ -629,14 +589,11 @@ class Host:
         self.link_is_up = True
         self.powered_on = True
         # Set before bring-up (add_host): the host's hostname (default: name), the prefix length of its
-        # address, extra on-link routes (CIDRs reached over eth0, never a default route), login names that
-        # are aliases of root (uid 0, home /root), non-root logins with sudo, and host keys given by the caller
-        # instead of generated.
+        # address, extra on-link routes (CIDRs reached over eth0, never a default route), and host keys given
+        # by the caller instead of generated.
         self.hostname = name
         self.prefix_len = 24
         self.routes: list[str] = []
-        self.login_aliases: list[str] = []
-        self.sudo_users: list[str] = []  # non-root logins (free uids from 1000 up) with passwordless sudo
         self.host_key_types: list[str] = ["ed25519"]
         self._holder: subprocess.Popen[bytes] | None = None
         self._sshd: subprocess.Popen[bytes] | None = None
@@ -686,8 +643,6 @@ class Host:
             "hostname": self.hostname,
             "prefix_len": self.prefix_len,
             "routes": self.routes,
-            "login_aliases": self.login_aliases,
-            "sudo_users": self.sudo_users,
             "host_key_types": self.host_key_types,
         }
 
@@ -717,8 +672,6 @@ class Host:
             "hostname",
             "prefix_len",
             "routes",
-            "login_aliases",
-            "sudo_users",
             "host_key_types",
         ):
             setattr(h, k, d.get(k, getattr(h, k)))
@@ -818,8 +771,6 @@ class Host:
         return {
             "hostdir": str(self.dir),
             "hostname": self.hostname,
-            "login_aliases": list(self.login_aliases),
-            "sudo_users": list(self.sudo_users),
             "standin": _STANDIN,
             "standin_names": list(STANDIN_NAMES),
             "standin_dirs": list(STANDIN_DIRS),
@@ -1478,8 +1429,6 @@ class TestBed:
         hostname: str | None = None,
         authorized_keys: str | None = None,
         host_keys: dict[str, tuple[str, str]] | None = None,
-        login_aliases: Sequence[str] = (),
-        sudo_users: Sequence[str] = (),
         timeout: float = 30.0,
         host_class: Callable[..., Host] | None = None,
     ) -> Host:
@@ -1488,10 +1437,8 @@ class TestBed:
         address: by default the next free one of the bed's subnet; an address outside it (say 10.77.0.4 with
         prefix_len 20) needs add_bridge_route() for its network so that this machine reaches it, and the host
         gets an on-link route to the bed's subnet (the bridge address) besides `routes`.  authorized_keys: the
-        public key lines root (and each of login_aliases and sudo_users) accepts; default the bed's client key.
-        host_keys: see Host._write_config (default: a new ed25519 key).  sudo_users: logins that are not root
-        (a free uid from 1000 up, home /home/NAME) and may run anything as root with `sudo -n`, as a cloud image's
-        "ubuntu" (needs sudo installed on this machine).  Never a default route.  host_class: makes the Host (same
+        public key lines root accepts; default the bed's client key.  host_keys: see Host._write_config (default:
+        a new ed25519 key).  Never a default route.  host_class: makes the Host (same
         arguments as Host()), e.g. a host that boots an OS image of its own (tests/fakecloud/machine.py).
         """
         with self._state_lock:
@@ -1524,8 +1471,6 @@ class TestBed:
             own_net = ipaddress.ip_interface(f"{address}/{prefix_len}").network
             if ipaddress.ip_address(self.bridge_address) not in own_net and self.subnet not in h.routes:
                 h.routes.append(self.subnet)
-            h.login_aliases = list(login_aliases)
-            h.sudo_users = list(sudo_users)
             self.hosts.append(h)
         self._save_state()
         try:

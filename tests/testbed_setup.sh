@@ -6,10 +6,9 @@
 #
 # Installs: openssh-server, openssh-client, iproute2, procps, util-linux,
 # python3 (Debian's /usr/bin/python3: the fake hosts hide /root, so a pyenv
-# python under /root is not usable inside them), sudo (the fake cloud's
-# "ubuntu" login is not root and uses sudo, as on a cloud image; sudo is only
-# configured inside the hosts), debootstrap (it builds the fake cloud's OS image:
-# python -m tests.fakecloud.image build).
+# python under /root is not usable inside them), debootstrap and Debian's
+# archive keyring (they build the fake cloud's OS image, which brings its own
+# sudo and cloud-init: python -m tests.fakecloud.image build).
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -19,7 +18,7 @@ fi
 
 need_install=0
 for f in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/ps \
-         /usr/bin/unshare /usr/bin/nsenter /usr/bin/python3 /usr/bin/sudo /usr/sbin/debootstrap; do
+         /usr/bin/unshare /usr/bin/nsenter /usr/bin/python3 /usr/sbin/debootstrap; do
     if [ ! -x "$f" ] && [ ! -x "/bin/${f##*/}" ] && [ ! -x "/sbin/${f##*/}" ]; then
         need_install=1
     fi
@@ -54,7 +53,7 @@ if [ "$need_install" = 1 ]; then
     trap cleanup_policy EXIT
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        openssh-server openssh-client iproute2 procps util-linux python3 python3-venv sudo debootstrap \
+        openssh-server openssh-client iproute2 procps util-linux python3 python3-venv debootstrap \
         debian-archive-keyring
     cleanup_policy
     trap - EXIT

@@ -5,7 +5,16 @@ import json
 import pytest
 
 from lit.runtime.errors import ProtocolError
-from lit.runtime.protocol import ACK_EVERY, Peer, check_hello
+from lit.runtime.protocol import (
+    ACK_EVERY,
+    FRAMES,
+    FrameType,
+    Peer,
+    check_hello,
+    chunk_frame,
+    encode_control_frame,
+    frame_type_of,
+)
 
 
 def test_frames_roundtrip_in_order_with_sequence_numbers() -> None:
@@ -67,3 +76,28 @@ def test_malformed_frame_and_version_mismatch_are_clear_errors() -> None:
     with pytest.raises(ProtocolError, match="protocol 99"):
         check_hello({"t": "hello", "proto": 99})
     check_hello({"t": "hello", "proto": 1})
+
+
+def test_every_frame_type_is_described_once() -> None:
+    names = {value for key, value in vars(FrameType).items() if not key.startswith("_")}
+    assert names == set(FRAMES)
+    assert all(spec.meaning for spec in FRAMES.values())
+
+
+def test_frame_type_of_reads_the_frames_own_type_without_parsing() -> None:
+    peer = Peer()
+    nested = peer.send(FrameType.STATE, d={"x": {"t": "hello"}})  # a value that looks like a hello
+    assert frame_type_of(nested) == "state"
+    assert frame_type_of(peer.control(FrameType.HELLO, proto=1, received=0)) == "hello"
+    assert frame_type_of(peer.send(FrameType.BYE).rstrip(b"\n")) == "bye"
+    assert frame_type_of(chunk_frame("1-2", b"QUJD")) == "chunk"
+    assert frame_type_of(b"not a frame") is None
+
+
+def test_an_unsequenced_frame_leaves_the_sequence_alone() -> None:
+    line = encode_control_frame(FrameType.PROGRESS, step='shipping "code"')
+    assert json.loads(line) == {"t": "progress", "step": 'shipping "code"'}
+    assert frame_type_of(line) == "progress"
+    receiver = Peer()
+    assert receiver.feed(line) == [{"t": "progress", "step": 'shipping "code"'}]
+    assert receiver.received_seq == 0

@@ -1,4 +1,6 @@
-"""The provisioner contract: typed records, the Provider protocol, the provider registry, the errors."""
+"""The provisioner contract: typed records, the Provider base class every provider implements, the errors.
+
+The registry (registry.py) finds providers by name; nothing outside `lit.provisioner.<name>` names one."""
 
 from __future__ import annotations
 
@@ -124,60 +126,145 @@ class Lease:
 Progress = Callable[[str], None]
 
 
-class Provider(Protocol):
-    """What every provider does. The cloud-neutral launcher runs them in order and tears down on failure."""
+@dataclass(frozen=True)
+class Option:
+    """An option a provider takes on `lit create|update|delete cluster` or `lit cluster policy`. The CLI adds each
+    provider's options to the command and hands a provider only the ones it declared."""
+
+    flag: str  # "--role-arn"
+    help: str
+    multiple: bool = False
+    is_flag: bool = False
+    metavar: Optional[str] = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What the CLI needs to know of a provider without importing it (its SDKs load only when it is used)."""
 
     name: str
+    summary: str
+    factory: str  # "module:Class" of its Provider, imported on first use
+    create_options: tuple[Option, ...] = ()
+    update_options: tuple[Option, ...] = ()
+    delete_options: tuple[Option, ...] = ()
+    policy_options: tuple[Option, ...] = ()
 
+
+@dataclass(frozen=True)
+class Created:
+    """A cluster `create` made, and what to tell the user about it."""
+
+    cluster: Cluster
+    where: str  # "(3 hosts)", "in us-east-1"
+    details: tuple[str, ...] = ()  # lines to show, e.g. the host keys pinned
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One row of `lit list clusters`: where the cluster is and what runs there (asked of the provider)."""
+
+    where: str
+    machines: str
+
+
+class ObjectStore(Protocol):
+    """A store for files between works that machines reach with presigned URLs (they hold no credentials).
+    Keys are as works name them: "artifacts/..." (this run's) and "drives/NAME/..." (kept across runs)."""
+
+    def presign(self, op: str, key: str) -> str:
+        """A URL valid for a few minutes to "put" or "get" exactly one object."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """The keys that start with `prefix`."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Delete one object; False if there was none."""
+        ...
+
+
+Options = dict[str, Any]
+
+
+class Provider:
+    """What a provider does, for the cloud-neutral code (the CLI and the launcher) that never names one.
+
+    A provider is a package `lit.provisioner.<name>` whose `INFO` the registry reads; its `Provider` subclass
+    implements the abstract verbs. Optional capabilities have defaults here, so callers never probe for them.
+    """
+
+    name = ""
+
+    # -- clusters (the CLI) -------------------------------------------------------------------------
+    def create(self, name: str, options: Options, orphan_timeout: float, progress: Progress) -> Created:
+        """Make cluster `name` from the options the provider declared; nothing is left half made on error."""
+        raise NotImplementedError
+
+    def update(self, cluster: Cluster, options: Options, progress: Progress) -> str:
+        """Change a cluster; returns what changed, in one line."""
+        raise BadInput(f"cluster {cluster.name} ({cluster.provider}) has nothing to update")
+
+    def delete(self, cluster: Cluster, options: Options, progress: Progress) -> None:
+        """Undo the cluster (stop lit's agents; for clouds, remove what it made) and remove its record."""
+        raise NotImplementedError
+
+    def describe(self, cluster: Cluster) -> Listing:
+        gpus = sum(m.gpus for m in cluster.machines)
+        return Listing(", ".join(m.address for m in cluster.machines), f"{len(cluster.machines)} hosts, {gpus} GPUs")
+
+    def policy(self, options: Options) -> list[tuple[str, Any]]:
+        """The permissions an administrator grants for lit, as (title, document) pairs."""
+        raise BadInput(f"provider {self.name} needs no permissions policy")
+
+    # -- machines (the launcher) -------------------------------------------------------------------
     def can_ever_place(self, cluster: Cluster, compute: CloudCompute) -> Optional[str]:
         """None if some machine of the cluster could take `compute`; otherwise why not."""
-        ...
+        raise NotImplementedError
 
     def candidates(self, cluster: Cluster, compute: CloudCompute, load: dict[str, int]) -> list[Machine]:
         """Machines to try for `compute`, best first (`load`: works of this run per machine id)."""
-        ...
+        raise NotImplementedError
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
                 progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
-        """Take `machine` for one work (leasing its GPUs; making the instance), or None if it is not free now.
+        """Take `machine` for one work (making the instance where there is none), or None if it is not free now.
         `made` is told as soon as a machine exists (or runs again) for the work, before it is ready: lit removes
         it at the end even if it never became ready."""
-        ...
+        raise NotImplementedError
 
     def claim(self, ssh: Any, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:
-        """On the machine, over the first verified connection (lease GPUs, replace the host key)."""
-        ...
+        """On the machine, over the first verified connection (lease GPUs, replace the host key); None: taken."""
+        return lease
 
     def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:
         """Seconds after a work's last call ends before its machine is released; None: keep it."""
-        ...
+        return None
 
     def release(self, cluster: Cluster, lease: Lease) -> None:
-        """The work ended: give back what it held (an AWS GPU instance is stopped here)."""
-        ...
+        """The work ended: give back what it held (a cloud GPU machine is stopped here)."""
+        return None
 
     def terminate(self, cluster: Cluster, lease: Lease) -> None:
         """The app ended: remove what was made for it."""
-        ...
+        return self.release(cluster, lease)
 
     def poweroff_command(self, cluster: Cluster, machine: Machine) -> Optional[list[str]]:
         """What an orphaned agent runs to stop its machine; None where lit must never power off."""
-        ...
+        return None
 
     def list_running(self, cluster: Cluster) -> list[Machine]:
-        ...
+        return list(cluster.machines)
 
-    def delete(self, cluster: Cluster, progress: Progress) -> None:
-        """Undo the cluster (stop lit's agents; for clouds, remove what the cluster made)."""
-        ...
+    def object_store(self, cluster: Cluster, run_id: str) -> Optional[ObjectStore]:
+        """The cluster's store for files between works, if it has one; None: files go through lit's relay."""
+        return None
 
-
-def get_provider(name: str) -> Provider:
-    from . import ssh
-    from .aws.provider import AWSProvider
-
-    providers: dict[str, Callable[[], Provider]] = {"ssh": ssh.SSHProvider, "aws": AWSProvider}
-    factory = providers.get(name)
-    if factory is None:
-        raise BadInput(f"unknown provider {name!r}; available: {', '.join(providers)}")
-    return factory()
+    def leftover_hint(self, cluster: Cluster, machine_ids: list[str]) -> str:
+        """How to remove machines a run could not (said after the run, with their ids)."""
+        return f"Remove them with `lit delete cluster {cluster.name} --yes`"

@@ -24,7 +24,8 @@ from lit.runtime.transport import AgentSpec, Launched, Placement, StreamSocket, 
 
 from . import bundle as bundles
 from . import store
-from .base import AgentGone, CannotPlace, Cluster, HostKeyChanged, Lease, Machine, Provider, Unreachable, get_provider
+from .base import AgentGone, CannotPlace, Cluster, HostKeyChanged, Lease, Machine, Provider, Unreachable
+from .registry import get_provider
 from .sshconn import SSH, wait_for_ssh
 
 WAIT_RETRY_SECONDS = 2.0

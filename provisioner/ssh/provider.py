@@ -13,93 +13,16 @@ from typing import Any, Callable, Optional
 from lit.runtime.compute import CloudCompute
 from lit.runtime.errors import BadInput, InfrastructureError
 
-from . import store
-from .base import Cluster, Lease, Machine, Progress, check_cluster_name
-from .sshconn import SSH, fingerprint, host_entry, load_private_key, scan_host_key
+from .. import store
+from ..base import Cluster, Created, Lease, Machine, Options, Progress, Provider, check_cluster_name
+from ..hostscript import source
+from ..sshconn import SSH, fingerprint, host_entry, load_private_key, scan_host_key
 
 MIN_PYTHON = (3, 9)
 DEFAULT_KEY = "~/.ssh/id_ed25519"
-
-# Runs on each host at create time: what the host has (standard library only, Python 3.9+).
-PROBE = r"""
-import json, os, platform, shutil, subprocess, sys
-mem = 0
-try:
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) // 1024
-except OSError:
-    pass
-gpus = 0
-if shutil.which("nvidia-smi"):
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-        gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
-    except Exception:
-        gpus = 0
-print(json.dumps({"python": sys.executable, "version": list(sys.version_info[:3]), "cpus": os.cpu_count() or 1,
-                  "memory_mb": mem, "gpus": gpus, "home": os.path.expanduser("~")}))
-"""
-
-# Takes N free GPUs on a host: a GPU is leased by creating ~/.lit/gpu-leases/<index> (mkdir is atomic).
-# A lease whose agent died (its pid is gone) or that never got an agent within 5 minutes is stale.
-LEASE = r"""
-import json, os, shutil, sys, time
-total, want, owner = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-base = os.path.expanduser("~/.lit/gpu-leases")
-os.makedirs(base, mode=0o700, exist_ok=True)
-
-def stale(path):
-    try:
-        with open(os.path.join(path, "pid")) as fh:
-            return not os.path.exists("/proc/" + fh.read().strip())
-    except OSError:
-        try:
-            return time.time() - os.path.getmtime(path) > 300
-        except OSError:
-            return False
-
-got = []
-for index in range(total):
-    path = os.path.join(base, str(index))
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        if not stale(path):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            continue
-    with open(os.path.join(path, "owner"), "w") as fh:
-        fh.write(owner)
-    got.append(index)
-    if len(got) == want:
-        break
-if len(got) < want:
-    for index in got:
-        shutil.rmtree(os.path.join(base, str(index)), ignore_errors=True)
-    got = []
-print(json.dumps({"gpus": got, "base": base}))
-"""
-
-# Stops every lit agent on a host (by the pid files agents keep beside their sockets).
-STOP_AGENTS = r"""
-import glob, os, signal
-stopped = 0
-for pid_file in glob.glob(os.path.expanduser("~/.lit/agents/*.pid")):
-    try:
-        pid = int(open(pid_file).read().strip())
-        with open("/proc/%d/cmdline" % pid, "rb") as fh:
-            if b"lit.runtime.agent" in fh.read():
-                os.kill(pid, signal.SIGTERM)
-                stopped += 1
-    except (OSError, ValueError):
-        pass
-print(stopped)
-"""
+PROBE = "lit.provisioner.ssh.host.probe"
+LEASE = "lit.provisioner.ssh.host.lease"
+STOP_AGENTS = "lit.provisioner.ssh.host.stop_agents"
 
 _HOST = re.compile(
     r"^(?P<user>[A-Za-z_][A-Za-z0-9._-]*)@(?P<addr>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?$"
@@ -135,15 +58,19 @@ def parse_gpus(values: tuple[str, ...], addresses: set[str]) -> dict[str, int]:
     return out
 
 
-class SSHProvider:
+class SSHProvider(Provider):
     name = "ssh"
 
     # -- create / delete --------------------------------------------------------------------------
-    def create(self, name: str, hosts: str, key_path: Optional[str], gpus: tuple[str, ...],
-               orphan_timeout: float, known_hosts_file: Optional[str], progress: Progress) -> tuple[Cluster, list[str]]:
-        """Probe every host and pin its key. Returns the cluster and the pinned fingerprints to show.
-
-        Nothing is written unless every host answered."""
+    def create(self, name: str, options: Options, orphan_timeout: float, progress: Progress) -> Created:
+        """Probe every host and pin its key; the pinned fingerprints are shown. Nothing is written unless every
+        host answered."""
+        hosts: Optional[str] = options.get("hosts")
+        if not hosts:
+            raise BadInput("--hosts is required for --provider ssh (USER@ADDR[:PORT],...)")
+        key_path: Optional[str] = options.get("key")
+        gpus: tuple[str, ...] = tuple(options.get("gpus") or ())
+        known_hosts_file: Optional[str] = options.get("known_hosts")
         name = check_cluster_name(name)
         if store.exists(name):
             raise BadInput(f"cluster {name!r} already exists; delete it first with `lit delete cluster {name}`")
@@ -169,7 +96,7 @@ class SSHProvider:
             store.write_private(tmp, line + "\n")
             try:
                 with SSH(machine, key, tmp) as ssh:
-                    code, out, err = ssh.run("python3 -", stdin=PROBE.encode(), timeout=60)
+                    code, out, err = ssh.run("python3 -", stdin=source(PROBE), timeout=60)
             finally:
                 tmp.unlink(missing_ok=True)
             if code != 0:
@@ -191,19 +118,22 @@ class SSHProvider:
         cluster = Cluster(name, "ssh", tuple(r[0] for r in results), key, float(orphan_timeout),
                           datetime.now(timezone.utc).isoformat(timespec="seconds"))
         store.save(cluster, "".join(r[1] + "\n" for r in results))
-        return cluster, [r[2] for r in results]
+        how = "pinned from " + known_hosts_file if known_hosts_file else "trusted on first use; check them"
+        return Created(cluster, f"({len(cluster.machines)} hosts)",
+                       (f"host keys ({how}):", *(f"  {r[2]}" for r in results)))
 
-    def delete(self, cluster: Cluster, progress: Progress) -> None:
+    def delete(self, cluster: Cluster, options: Options, progress: Progress) -> None:
         def stop(machine: Machine) -> None:
             try:
                 with SSH(machine, cluster.key_path, store.known_hosts_path(cluster.name), timeout=8) as ssh:
-                    _, out, _ = ssh.run("python3 -", stdin=STOP_AGENTS.encode(), timeout=30)
+                    _, out, _ = ssh.run("python3 -", stdin=source(STOP_AGENTS), timeout=30)
                 progress(f"{machine.target}: stopped {out.strip() or 0} lit agents")
             except InfrastructureError as exc:
                 progress(f"{machine.target}: could not stop lit agents: {exc}")
 
         with ThreadPoolExecutor(max_workers=min(16, len(cluster.machines))) as pool:
             list(pool.map(stop, cluster.machines))
+        store.remove(cluster.name)
 
     # -- placing works ----------------------------------------------------------------------------
     def can_ever_place(self, cluster: Cluster, compute: CloudCompute) -> Optional[str]:
@@ -230,26 +160,14 @@ class SSHProvider:
         if not compute.gpus:
             return lease
         out = ssh.check(f"python3 - {lease.machine.gpus} {compute.gpus} {owner}", "leasing a GPU",
-                        stdin=LEASE.encode())
+                        stdin=source(LEASE))
         result = _last_json(out)
         if not result["gpus"]:
             return None
         return Lease(lease.cluster, lease.machine, tuple(result["gpus"]), result["base"])
 
-    def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:
-        return None  # hosts belong to the user: agents stay up between calls, nothing is stopped
-
-    def release(self, cluster: Cluster, lease: Lease) -> None:
-        return None  # the agent frees its GPU leases as it ends; hosts stay on
-
-    def terminate(self, cluster: Cluster, lease: Lease) -> None:
-        return None
-
-    def poweroff_command(self, cluster: Cluster, machine: Machine) -> Optional[list[str]]:
-        return None  # these hosts belong to the user: lit never powers them off
-
-    def list_running(self, cluster: Cluster) -> list[Machine]:
-        return list(cluster.machines)
+    # idle_delay, release, terminate, poweroff_command: the base's defaults. Hosts belong to the user: agents stay
+    # up between calls, the agent frees its GPU leases as it ends, and lit never powers a host off.
 
 
 def _last_json(out: str) -> Any:

@@ -26,8 +26,9 @@ def retry(attempt: Callable[[], T], *, retry_if: RetryIf, deadline: float, first
           max_delay: float = 5.0, factor: float = 2.0, sleep: Callable[[float], None] = time.sleep,
           clock: Callable[[], float] = time.monotonic) -> T:
     """`attempt()` until it returns. An exception `retry_if` accepts (a predicate, or a tuple of types) is waited out
-    with backoff until `deadline` (on `clock`) has passed, then raised; any other exception is raised at once.
-    `sleep` may do useful work while it waits (check for cancellation, drain a socket) and may raise to stop."""
+    with backoff; once the next wait would end past `deadline` (on `clock`) it is raised instead, so lit never waits
+    longer than asked. Any other exception is raised at once. `sleep` may do useful work while it waits (check for
+    cancellation, drain a socket) and may raise to stop."""
     if isinstance(retry_if, tuple):
         types = retry_if
         accepts: Callable[[BaseException], bool] = lambda exc: isinstance(exc, types)  # noqa: E731
@@ -38,6 +39,9 @@ def retry(attempt: Callable[[], T], *, retry_if: RetryIf, deadline: float, first
         try:
             return attempt()
         except Exception as exc:
-            if not accepts(exc) or clock() >= deadline:
+            if not accepts(exc):
                 raise
-        sleep(max(0.0, min(next_delay(), deadline - clock())))
+            delay = next_delay()
+            if clock() + delay > deadline:
+                raise
+        sleep(delay)

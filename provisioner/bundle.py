@@ -6,15 +6,17 @@ a host that already has a bundle is not sent it again.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import importlib
 import io
 import os
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+import pathspec
 
 ALWAYS_IGNORED = (".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".mypy_cache/",
                   ".pytest_cache/", ".ruff_cache/", ".DS_Store")
@@ -34,23 +36,17 @@ class Bundle:
 
 
 class IgnoreRules:
-    """The subset of gitignore syntax apps use: globs, `dir/`, leading `/` anchors, `!` negation, `**`."""
+    """Which paths of the app folder stay home, by git's own rules: pathspec's GitIgnoreSpec follows git where git
+    and its documentation differ (e.g. `a/*.py` does not reach into a/b/, `\\#` escapes a leading `#`)."""
 
-    def __init__(self, lines: list[str]) -> None:
-        self.rules: list[tuple[bool, bool, bool, str]] = []  # (negate, dir_only, anchored, pattern)
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            line = line[1:] if negate else line
-            dir_only = line.endswith("/")
-            line = line.rstrip("/")
-            anchored = line.startswith("/") or "/" in line
-            self.rules.append((negate, dir_only, anchored, line.lstrip("/")))
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
 
     @classmethod
     def for_folder(cls, folder: Path) -> IgnoreRules:
+        """ALWAYS_IGNORED, then the folder's .gitignore, then its .litignore, as one list where the last match wins:
+        a .litignore can re-include (`!`) what the .gitignore or ALWAYS_IGNORED leaves out. Only the app folder's
+        own files count; .gitignore files in subfolders ship as plain files."""
         lines = list(ALWAYS_IGNORED)
         for name in (".gitignore", ".litignore"):
             file = folder / name
@@ -59,17 +55,8 @@ class IgnoreRules:
         return cls(lines)
 
     def ignored(self, relpath: str, is_dir: bool) -> bool:
-        result = False
-        name = relpath.rsplit("/", 1)[-1]
-        for negate, dir_only, anchored, pattern in self.rules:
-            if dir_only and not is_dir:
-                continue
-            target = relpath if anchored else name
-            if fnmatch.fnmatchcase(target, pattern) or (
-                "**" in pattern and fnmatch.fnmatchcase(relpath, pattern.replace("**/", "*"))
-            ):
-                result = not negate
-        return result
+        # A trailing slash is how gitignore matching tells a folder from a file (for `dir/` patterns).
+        return self.spec.match_file(relpath + "/" if is_dir else relpath)
 
 
 def _app_files(folder: Path) -> list[tuple[str, Path]]:

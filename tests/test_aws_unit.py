@@ -224,7 +224,7 @@ def test_delete_waits_through_pending_and_stopping_instances() -> None:
     goes through those states."""
     import botocore.session
 
-    from lit.provisioner.aws.provider import settle, wait_terminated
+    from lit.provisioner.aws.instances import settle, wait_terminated
 
     model = botocore.session.get_session().get_waiter_model("ec2").get_waiter("InstanceTerminated")
     failing = {a.expected for a in model.acceptors if a.state == "failure"}

@@ -13,7 +13,9 @@ from lit.runtime.errors import BadInput, InfrastructureError
 
 from .. import store
 from ..base import Cluster, Progress, check_cluster_name
+from .cloudinit import new_host_key
 from .engine import load_engine
+from .instances import cluster_session, running_instances, settle, wait_terminated
 from .session import (
     RoleSession,
     check_emulator_is_private,
@@ -63,8 +65,6 @@ def _new_bucket_name(cluster: str) -> str:
 
 def _new_key(path: Path) -> str:
     """A fresh SSH key for the cluster's machines (private key 0600 under the lit home). Returns the public key."""
-    from .provider import new_host_key  # the same ed25519 key generation as instances' host keys
-
     private, public = new_host_key()
     store.write_private(path, private)
     store.write_private(path.with_name(path.name + ".pub"), public + "\n")
@@ -104,9 +104,7 @@ def create(name: str, role_arn: str, external_id: Optional[str], region: Optiona
     if seen != account:
         raise BadInput(f"assuming {role_arn} gave account {seen}, not {account}")
     engine = load_engine()  # a bad engine setting is bad input too, before anything is written
-    check = getattr(engine, "check", None)
-    if check is not None:
-        check()
+    engine.check()
     directory = store.cluster_dir(name)
     key_path = directory / "id_ed25519"
     if resumed is None or not key_path.exists():
@@ -146,9 +144,7 @@ def update(name: str, ssh_cidr: Optional[str], progress: Progress) -> Cluster:
         return cluster
     check_emulator_is_private()
     engine = load_engine()
-    check = getattr(engine, "check", None)
-    if check is not None:
-        check()
+    engine.check()
     changed = Cluster(cluster.name, "aws", (), cluster.key_path, cluster.orphan_timeout, cluster.created, "ready",
                       {**cluster.settings, "ssh_cidr": cidr})
     progress(f"running the stack {name}: SSH from {cidr} instead of {cluster.settings.get('ssh_cidr')}")
@@ -159,35 +155,17 @@ def update(name: str, ssh_cidr: Optional[str], progress: Progress) -> Cluster:
     return updated
 
 
-def running_instances(cluster: Cluster, session: Optional[RoleSession] = None) -> list[dict[str, Any]]:
-    """Instances tagged for the cluster, found in AWS (tags are the truth), not terminated."""
-    s = cluster.settings
-    session = session or RoleSession(s["role_arn"], s.get("external_id"), s["region"], f"lit-{cluster.name}")
-    ec2 = session.client("ec2")
-    found = []
-    with mapped_errors(f"listing instances of {cluster.name}"):
-        pages = ec2.get_paginator("describe_instances").paginate(Filters=[
-            {"Name": "tag:lit:cluster", "Values": [cluster.name]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
-        for page in pages:
-            for reservation in page["Reservations"]:
-                found.extend(reservation["Instances"])
-    return found
-
-
 def delete(cluster: Cluster, delete_data: bool, progress: Progress) -> None:
     s = cluster.settings
     if cluster.state == "creating" and "role_arn" not in s:
         store.remove(cluster.name)
         return
-    session = RoleSession(s["role_arn"], s.get("external_id"), s["region"], f"lit-{cluster.name}")
+    session = cluster_session(cluster)
     instances = running_instances(cluster, session)
     if instances:
         ids = [i["InstanceId"] for i in instances]
         progress(f"terminating {len(ids)} instance(s): {', '.join(ids)}")
         ec2 = session.client("ec2")
-        from .provider import settle, wait_terminated
-
         with mapped_errors("terminating instances"):
             # Not botocore's instance_terminated waiter: it gives up at once on an instance still pending or
             # stopping, which delete must cope with (a run just started, or a machine being stopped).

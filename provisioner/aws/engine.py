@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 
 from lit.runtime.errors import BadInput, InfrastructureError
 from lit.runtime.home import lit_home
@@ -20,18 +20,24 @@ from lit.runtime.home import lit_home
 Events = Callable[[str], None]
 
 
-class StackEngine(Protocol):
+class StackEngine:
+    """What runs a stack. Engines subclass this (the fake cloud's runs each resource against the emulator)."""
+
+    def check(self) -> None:
+        """Refuse, as bad input, before anything is made, an engine that cannot run (e.g. no pulumi CLI)."""
+        return None
+
     def up(self, stack: str, config: dict[str, str], on_event: Events) -> dict[str, Any]:
         """Create or update the stack (idempotent: an interrupted up can run again). Returns its outputs."""
-        ...
+        raise NotImplementedError
 
     def destroy(self, stack: str, config: dict[str, str], on_event: Events) -> None:
         """Remove every resource of the stack (retained ones stay), then the stack itself."""
-        ...
+        raise NotImplementedError
 
     def outputs(self, stack: str) -> Optional[dict[str, Any]]:
         """The stack's outputs, or None if there is no such stack."""
-        ...
+        raise NotImplementedError
 
 
 def load_engine() -> StackEngine:
@@ -47,7 +53,7 @@ def load_engine() -> StackEngine:
     return engine
 
 
-class AutomationEngine:
+class AutomationEngine(StackEngine):
     """Pulumi's Automation API with a local file backend under the lit home (no Pulumi Cloud account).
 
     Needs the pulumi CLI on PATH (the Automation API drives it). Secrets in the state are encrypted with a

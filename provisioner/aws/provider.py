@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from lit.runtime.compute import CloudCompute
-from lit.runtime.errors import InfrastructureError
+from lit.runtime.errors import BadInput, InfrastructureError, LitError
 
 from .. import store
-from ..base import Cluster, Lease, Machine, Progress
+from ..base import Cluster, Created, Lease, Listing, Machine, ObjectStore, Options, Progress, Provider
+from ..hostscript import source
+from ..retry import retry
 from . import catalog
-from .session import RoleSession, emulated, is_private_host, mapped_errors
+from . import cluster as clusters
+from .cloudinit import new_host_key, user_data
+from .instances import cluster_session, running_instances, settle
+from .session import ROLE_ARN, RoleSession, boto3_module, emulated, is_private_host, mapped_errors
 
 CAPACITY_ERRORS = frozenset({"InsufficientInstanceCapacity", "Unsupported", "InsufficientHostCapacity",
                              "InsufficientCapacity"})
@@ -31,70 +36,6 @@ QUOTA_ERRORS = frozenset({"VcpuLimitExceeded", "InstanceLimitExceeded"})
 # consistent ("changes ... take time to become visible", IAM user guide: troubleshooting, "Changes that I make are
 # not always immediately visible"); reports of EC2 not seeing a new profile go past two minutes.
 PROFILE_PROPAGATION_SECONDS = 300.0
-# EC2 is eventually consistent too (EC2 API reference, "Eventual consistency in the Amazon EC2 API"): right after
-# RunInstances, StopInstances or TerminateInstances may answer InvalidInstanceID.NotFound ("does not mean the
-# instance was or will be terminated") and a pending instance answers StopInstances with IncorrectInstanceState.
-# lit asks again until DescribeInstances confirms, for up to this long.
-SETTLE_SECONDS = 600.0
-NOT_YET = frozenset({"InvalidInstanceID.NotFound", "IncorrectInstanceState"})
-LIVE = ["pending", "running", "stopping", "stopped"]
-
-
-def new_host_key() -> tuple[str, str]:
-    """A fresh ed25519 host key: (OpenSSH private key text, public key line)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return private, public.decode()
-
-
-# Runs as root on the instance: write the new ed25519 host key where the running sshd reads it, and make it
-# reload (SIGHUP re-executes sshd; open sessions stay). The sshd is found by its executable and its config by
-# its command line, so this works on a stock Ubuntu image and on any sshd started with -f.
-REPLACE_HOST_KEY = r"""
-import os, shlex, signal, sys
-
-def exe(pid):
-    try:
-        return os.readlink("/proc/%d/exe" % pid)
-    except OSError:
-        return ""
-
-def parent(pid):
-    with open("/proc/%d/stat" % pid, "rb") as fh:
-        stat = fh.read()
-    return int(stat[stat.rfind(b")") + 2:].split()[1])
-
-def main(private, public):
-    sshds = [int(e) for e in os.listdir("/proc") if e.isdigit() and os.path.basename(exe(int(e))) == "sshd"]
-    listeners = [p for p in sshds if os.path.basename(exe(parent(p))) != "sshd"]
-    if not listeners:
-        sys.exit("no running sshd found")
-    pid = min(listeners)
-    with open("/proc/%d/cmdline" % pid, "rb") as fh:
-        args = [a for a in fh.read().decode(errors="replace").replace("\0", " ").split()]
-    config = args[args.index("-f") + 1] if "-f" in args[:-1] else "/etc/ssh/sshd_config"
-    keys = []
-    with open(config) as fh:
-        for line in fh:
-            words = line.split()
-            if len(words) >= 2 and words[0].lower() == "hostkey":
-                keys.append(words[1])
-    target = next((k for k in keys if "ed25519" in k), None) or "/etc/ssh/ssh_host_ed25519_key"
-    tmp = target + ".lit-new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(private.strip() + "\n")
-    os.replace(tmp, target)
-    with open(target + ".pub", "w") as fh:
-        fh.write(public.strip() + "\n")
-    os.kill(pid, signal.SIGHUP)
-    print(target)
-"""
 
 
 def refuse_public_under_emulator(instance_id: str, address: str) -> None:
@@ -104,23 +45,6 @@ def refuse_public_under_emulator(instance_id: str, address: str) -> None:
     if endpoint is not None and not is_private_host(address):
         raise InfrastructureError(f"{instance_id}: the emulator at {endpoint} gave it the address {address}, which "
                                   "is not private: lit connects to private addresses only against an emulator")
-
-
-def user_data(authorized_key: str, host_private: str, host_public: str) -> str:
-    """#cloud-config for cloud-init's cc_ssh: the default user's authorized key, and the host key lit made. With
-    `ssh_keys` given, cc_ssh writes those and generates none (cloud-init docs, module "SSH": "If no host keys are
-    specified using ssh_keys, then keys will be generated"); `ssh_genkeytypes: []` is refused by its schema."""
-    indented = "\n".join("    " + line for line in host_private.strip().splitlines())
-    return (
-        "#cloud-config\n"
-        "ssh_authorized_keys:\n"
-        f"  - {authorized_key.strip()}\n"
-        "ssh_deletekeys: true\n"
-        "ssh_keys:\n"
-        "  ed25519_private: |\n"
-        f"{indented}\n"
-        f"  ed25519_public: {host_public.strip()}\n"
-    )
 
 
 def pick_image(images: list[dict[str, Any]], spec: catalog.ImageSpec) -> Optional[tuple[str, str, int]]:
@@ -136,76 +60,7 @@ def pick_image(images: list[dict[str, Any]], spec: catalog.ImageSpec) -> Optiona
     return None
 
 
-# What each call is waiting for: the states that confirm it took effect.
-SETTLED = {"stop_instances": ("stopping", "stopped"), "terminate_instances": ("shutting-down", "terminated")}
-
-
-def settle(ec2: Any, call: str, instance_ids: list[str], seconds: float = SETTLE_SECONDS,
-           sleep: Callable[[float], None] = time.sleep) -> None:
-    """StopInstances or TerminateInstances, asked again until DescribeInstances confirms it for every instance.
-
-    An instance lit cannot yet see (InvalidInstanceID.NotFound right after it was made) or that cannot take the
-    call yet (IncorrectInstanceState: still pending) is asked again with backoff; an instance never seen for
-    `seconds` raises, naming it, so no machine is quietly left running."""
-    import botocore.exceptions
-
-    wanted = SETTLED[call]
-    pending = list(instance_ids)
-    deadline = time.monotonic() + seconds
-    delay = 0.5
-    while True:
-        try:
-            getattr(ec2, call)(InstanceIds=pending)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in NOT_YET:
-                raise
-        states = _states(ec2, pending)
-        pending = [i for i in pending if states.get(i) not in wanted]
-        if not pending:
-            return
-        if time.monotonic() + delay > deadline:
-            seen = ", ".join(f"{i} ({states.get(i, 'not visible')})" for i in pending)
-            raise InfrastructureError(f"{call} did not take effect within {seconds:.0f} s for {seen}; check the EC2 "
-                                      "console and remove it with: aws ec2 terminate-instances --instance-ids "
-                                      + " ".join(pending))
-        sleep(delay)
-        delay = min(delay * 2, 5.0)
-
-
-def wait_terminated(ec2: Any, instance_ids: list[str], seconds: float = SETTLE_SECONDS,
-                    sleep: Callable[[float], None] = time.sleep) -> None:
-    """Until every instance is terminated (the security group and subnets can only go after that)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        states = _states(ec2, instance_ids)
-        left = [i for i in instance_ids if states.get(i, "terminated") != "terminated"]
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            raise InfrastructureError(f"still not terminated after {seconds:.0f} s: "
-                                      + ", ".join(f"{i} ({states[i]})" for i in left))
-        sleep(2.0)
-
-
-def _states(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
-    """Each instance's state as DescribeInstances sees it now (instances it does not see yet are left out)."""
-    import botocore.exceptions
-
-    states = {}
-    for instance_id in instance_ids:  # one by one: one id not visible yet fails a call that names several
-        try:
-            reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
-                raise
-            continue
-        for reservation in reservations:
-            for instance in reservation["Instances"]:
-                states[instance["InstanceId"]] = instance["State"]["Name"]
-    return states
-
-
-class AWSProvider:
+class AWSProvider(Provider):
     name = "aws"
 
     def __init__(self) -> None:
@@ -217,9 +72,7 @@ class AWSProvider:
     def session(self, cluster: Cluster) -> RoleSession:
         with self._lock:
             if cluster.name not in self._sessions:
-                s = cluster.settings
-                self._sessions[cluster.name] = RoleSession(s["role_arn"], s.get("external_id"), s["region"],
-                                                           f"lit-{cluster.name}")
+                self._sessions[cluster.name] = cluster_session(cluster)
             return self._sessions[cluster.name]
 
     def _image(self, cluster: Cluster, spec: catalog.ImageSpec) -> tuple[str, str, int]:
@@ -363,25 +216,28 @@ class AWSProvider:
         cluster's new instance profile yet ("Invalid IAM Instance Profile name") for some seconds."""
         import botocore.exceptions
 
-        deadline = time.monotonic() + PROFILE_PROPAGATION_SECONDS
-        delay = 1.0
-        while True:
-            try:
-                return ec2.run_instances(**params)
-            except botocore.exceptions.ClientError as exc:
-                error = exc.response.get("Error", {})
-                if error.get("Code") != "InvalidParameterValue" or "iamInstanceProfile" not in error.get("Message", ""):
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise InfrastructureError(
-                        f"{where}: EC2 still does not see the cluster's instance profile "
-                        f"{params['IamInstanceProfile']['Name']} after {PROFILE_PROPAGATION_SECONDS:.0f} s "
-                        f"({error.get('Message', '')}); check that the cluster's stack is complete "
-                        "(lit list clusters) and try again") from None
-                progress("the cluster's instance profile is not visible to EC2 yet (IAM propagates in seconds); "
-                         f"asking again in {delay:.0f} s")
-                time.sleep(delay)
-                delay = min(delay * 2, 8.0)
+        def not_visible_yet(exc: BaseException) -> bool:
+            if not isinstance(exc, botocore.exceptions.ClientError):
+                return False
+            error = exc.response.get("Error", {})
+            return error.get("Code") == "InvalidParameterValue" and "iamInstanceProfile" in error.get("Message", "")
+
+        def waiting(delay: float) -> None:
+            progress("the cluster's instance profile is not visible to EC2 yet (IAM propagates in seconds); "
+                     f"asking again in {delay:.0f} s")
+            time.sleep(delay)
+
+        try:
+            return retry(lambda: ec2.run_instances(**params), retry_if=not_visible_yet, first_delay=1.0,
+                         max_delay=8.0, deadline=time.monotonic() + PROFILE_PROPAGATION_SECONDS, sleep=waiting)
+        except botocore.exceptions.ClientError as exc:
+            if not not_visible_yet(exc):
+                raise
+            raise InfrastructureError(
+                f"{where}: EC2 still does not see the cluster's instance profile "
+                f"{params['IamInstanceProfile']['Name']} after {PROFILE_PROPAGATION_SECONDS:.0f} s "
+                f"({exc.response['Error'].get('Message', '')}); check that the cluster's stack is complete "
+                "(lit list clusters) and try again") from None
 
     def _check_quota(self, cluster: Cluster, itype: catalog.InstanceType) -> None:
         """Before launching GPU types: a zero vCPU quota is a clear error (where the API tells us)."""
@@ -445,8 +301,9 @@ class AWSProvider:
         sudo = "" if lease.machine.user == "root" else "sudo -n "
         # Run as root where the login user is not (root may log in directly; the fake cloud's hosts do).
         prefix = f'if [ "$(id -u)" = 0 ]; then python3 -; else {sudo}python3 -; fi'
-        script = REPLACE_HOST_KEY + f"\nmain({private!r}, {public!r})\n"  # the key travels on stdin, not argv
-        ssh.check(prefix, "replacing the host key", stdin=script.encode())
+        # the key travels on stdin, not argv
+        script = source("lit.provisioner.aws.host.replace_host_key") + f"\nmain({private!r}, {public!r})\n".encode()
+        ssh.check(prefix, "replacing the host key", stdin=script)
         assert lease.known_hosts is not None
         parts = public.split()
         store.write_private(Path(lease.known_hosts), f"{lease.machine.address} {parts[0]} {parts[1]}\n")
@@ -475,14 +332,63 @@ class AWSProvider:
         return ["sh", "-c", 'if [ "$(id -u)" = 0 ]; then shutdown -h now; else sudo -n shutdown -h now; fi']
 
     def list_running(self, cluster: Cluster) -> list[Machine]:
-        from .cluster import running_instances
-
         return [Machine(i["InstanceId"], self.address(i), self.ssh_user(0), state=i["State"]["Name"],
                         internal_address=self.internal_address(i))
                 for i in running_instances(cluster, self.session(cluster))]
 
-    def delete(self, cluster: Cluster, progress: Progress) -> None:
-        from .cluster import delete
+    def object_store(self, cluster: Cluster, run_id: str) -> Optional[ObjectStore]:
+        """The cluster's bucket, reached by works through presigned URLs (machines hold no AWS credentials)."""
+        from .objectstore import S3ObjectStore
 
-        delete(cluster, False, progress)
+        bucket = (cluster.settings.get("outputs") or {}).get("bucket")
+        if not bucket:
+            return None
+        return S3ObjectStore(self.session(cluster).client("s3"), bucket, run_id)
 
+    def leftover_hint(self, cluster: Cluster, machine_ids: list[str]) -> str:
+        return (f"Remove them with `lit delete cluster {cluster.name} --yes`, or "
+                f"`aws ec2 terminate-instances --instance-ids {' '.join(machine_ids)}`")
+
+    # -- clusters -----------------------------------------------------------------------------------
+    def create(self, name: str, options: Options, orphan_timeout: float, progress: Progress) -> Created:
+        role_arn = options.get("role_arn")
+        if not role_arn:
+            raise BadInput("--role-arn is required for --provider aws (see `lit cluster policy`)")
+        created = clusters.create(name, role_arn, options.get("external_id"), options.get("region"),
+                                  options.get("ssh_cidr"), orphan_timeout, tuple(options.get("work_policy_arn") or ()),
+                                  progress)
+        return Created(created, f"in {created.settings['region']}")
+
+    def update(self, cluster: Cluster, options: Options, progress: Progress) -> str:
+        updated = clusters.update(cluster.name, options.get("ssh_cidr"), progress)
+        return f"SSH to its machines from {updated.settings['ssh_cidr']}"
+
+    def delete(self, cluster: Cluster, options: Options, progress: Progress) -> None:
+        clusters.delete(cluster, bool(options.get("delete_data")), progress)
+
+    def describe(self, cluster: Cluster) -> Listing:
+        try:
+            machines = f"{len(running_instances(cluster))} instances"
+        except LitError as exc:
+            machines = f"? ({exc})"
+        return Listing(cluster.settings.get("region", "?"), machines)
+
+    def policy(self, options: Options) -> list[tuple[str, Any]]:
+        """The role's permissions and trust policies, in its partition, for the account lit runs from."""
+        role_arn, account = options.get("role_arn"), options.get("account")
+        partition = None
+        if role_arn is not None:
+            match = ROLE_ARN.match(role_arn)
+            if not match:
+                raise BadInput(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+            partition = match["partition"]
+        if account is None:
+            try:
+                identity = boto3_module().client("sts").get_caller_identity()
+                account = identity["Account"]
+                partition = partition or str(identity["Arn"]).split(":")[1]
+            except Exception:  # not logged in (any botocore error, or no boto3): the placeholder is printed
+                account = None
+        permissions, trust = clusters.policies(options.get("external_id"), account, partition or "aws")
+        return [("Permissions policy (attach to the role)", permissions),
+                ("Trust policy (the role's trust relationship)", trust)]

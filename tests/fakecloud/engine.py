@@ -54,7 +54,10 @@ class MotoEngine:
         env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
         return env
 
-    # ----- StackEngine
+    # ----- StackEngine (lit.provisioner.aws.engine; not subclassed: this module works without lit installed)
+    def check(self) -> None:
+        return None  # moto is up whenever the fake cloud is
+
     def up(self, stack: str, config: dict[str, str], on_event: Events) -> dict[str, Any]:
         bad_input, infrastructure = _lit_errors()
         env = self._environ()

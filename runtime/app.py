@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 from .compat import warn_ignored
-from .flow import LightningFlow, _attach
+from .component import Component
+from .flow import LightningFlow
 from .work import LightningWork
 
 # Apps created while an app file is being loaded (the loader reads this list).
@@ -46,7 +47,7 @@ class LightningApp:
             raise ValueError(f"log_level must be 'info' or 'debug', got {log_level!r}")
         self.root: LightningFlow = root
         self.log_level = log_level
-        _attach(root, "root")
+        root._lit_attach("root")
         created.append(self)
 
     def get_component_by_name(self, name: str) -> Any:
@@ -55,21 +56,16 @@ class LightningApp:
             raise ValueError(f"no component named {name!r} in the app")
         return component
 
-    def find(self, path: str) -> Optional[Any]:
+    def find(self, path: str) -> Optional[Component]:
         """The component at `path` in the tree ("root.work_A", "root.trials.3"), or None."""
         parts = path.split(".")
         if not parts or parts[0] != "root":
             return None
-        node: Any = self.root
+        node: Optional[Component] = self.root
         for part in parts[1:]:
-            if isinstance(node, LightningFlow):
-                node = node._lit_children.get(part)
-            elif hasattr(node, "_lit_child"):
-                try:
-                    node = node._lit_child(part)
-                except (KeyError, IndexError, ValueError):
-                    return None
-            else:
+            try:
+                node = node._lit_child(part)
+            except (KeyError, IndexError, ValueError):
                 return None
             if node is None:
                 return None

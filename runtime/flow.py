@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from . import codec, context
 from .compat import reject, warn_ignored
+from .component import Component, announce
 from .errors import LitError
+from .schedule import Schedule, normalize
 from .work import LightningWork
 
-Component = Union["LightningFlow", LightningWork]
 
-
-class LightningFlow:
+class LightningFlow(Component):
     """Override `run()`. Attach works and child flows as attributes; public attributes are state."""
+
+    _lit_section = "flows"
 
     def __init__(self) -> None:
         object.__setattr__(self, "_lit_name", "root")
@@ -54,44 +55,34 @@ class LightningFlow:
         if children is None:
             raise LitError(f"{type(self).__name__}.__init__ must call super().__init__() before setting "
                            f"attributes (it set {name!r} first)")
-        from .structures import Dict, List
-
-        if isinstance(value, (LightningFlow, LightningWork, List, Dict)):
-            _attach(value, f"{self._lit_name}.{name}")
+        if isinstance(value, Component):
+            value._lit_attach(f"{self._lit_name}.{name}")
             children[name] = value
             object.__setattr__(self, name, value)
-            orchestrator = context.orchestrator
-            if orchestrator is not None:
-                orchestrator.adopt(value)
+            announce(value)
             return
         if name in children:
             del children[name]
         codec.encode(value, f"{type(self).__name__}.{name}")
         object.__setattr__(self, name, value)
 
-    @property
-    def name(self) -> str:
-        return self._lit_name
+    def _lit_named(self) -> list[tuple[str, Component]]:
+        return list(self._lit_children.items())
 
-    def _lit_vars(self) -> dict[str, Any]:
-        children = self._lit_children
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k not in children}
+    def _lit_child(self, key: str) -> Optional[Component]:
+        return self._lit_children.get(key)
 
     @property
     def state_vars(self) -> dict[str, Any]:
         """Lightning's shape: this flow's vars, and those of its child flows, works and structures."""
-        from .structures import Dict, List
-
         out: dict[str, Any] = {"vars": codec.encode(self._lit_vars(), self.name), "flows": {}, "works": {},
                                "structures": {}}
         for attr, child in self._lit_children.items():
-            if isinstance(child, LightningFlow):
-                out["flows"][attr] = child.state_vars
-            elif isinstance(child, LightningWork):
-                out["works"][attr] = child.state_vars
-            elif isinstance(child, (List, Dict)):
-                out["structures"][attr] = {str(k): c.state_vars for k, c in child._lit_named()}
+            out[child._lit_section][attr] = child._lit_state()
         return out
+
+    def _lit_state(self) -> dict[str, Any]:
+        return self.state_vars
 
     @property
     def state(self) -> dict[str, Any]:
@@ -119,7 +110,7 @@ class LightningFlow:
     def flows(self) -> dict[str, LightningFlow]:
         """Every flow below this one, by name."""
         out: dict[str, LightningFlow] = {}
-        for child in _components(self):
+        for child in self._lit_components():
             if isinstance(child, LightningFlow):
                 out[child.name] = child
                 out.update(child.flows)
@@ -130,16 +121,16 @@ class LightningFlow:
 
     def named_works(self, recurse: bool = True) -> list[tuple[str, LightningWork]]:
         out: list[tuple[str, LightningWork]] = []
-        for child in _components(self):
+        for child in self._lit_components():
             if isinstance(child, LightningWork):
                 out.append((child.name, child))
-            elif recurse:
+            elif recurse and isinstance(child, LightningFlow):
                 out.extend(child.named_works(recurse))
         return out
 
     def get_all_children(self) -> list[Component]:
         out: list[Component] = []
-        for child in _components(self):
+        for child in self._lit_components():
             out.append(child)
             if isinstance(child, LightningFlow):
                 out.extend(child.get_all_children())
@@ -162,8 +153,6 @@ class LightningFlow:
         weekly, monthly, yearly, annually, midnight. Times are this machine's local time. Each call site
         (or `user_key`) is its own schedule.
         """
-        from .schedule import Schedule, normalize
-
         expression = normalize(cron_pattern)  # raises ValueError naming a bad pattern, at the call
         if user_key is None:
             caller = inspect.currentframe().f_back  # type: ignore[union-attr]
@@ -174,40 +163,14 @@ class LightningFlow:
         existing = schedules.get(key)
         if existing is None:
             schedules[key] = Schedule(expression, start_time)
-            orchestrator = context.orchestrator
-            if orchestrator is not None:
-                orchestrator.schedule_added(schedules[key])
+            runtime = context.current_runtime()
+            if runtime is not None:
+                runtime.schedule_added(schedules[key])
             return True
         return existing.consume()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
-
-
-def _attach(component: Any, name: str) -> None:
-    """Give `component` (and everything below it) its name in the tree."""
-    from .structures import Dict, List
-
-    if isinstance(component, LightningWork):
-        if component._lit_name and component._lit_name != name and component.has_started:
-            raise LitError(f"work {component._lit_name} is already attached; a work has one place in the tree")
-        object.__setattr__(component, "_lit_name", name)
-    elif isinstance(component, LightningFlow):
-        object.__setattr__(component, "_lit_name", name)
-        for attr, child in component._lit_children.items():
-            _attach(child, f"{name}.{attr}")
-    elif isinstance(component, (List, Dict)):
-        component._lit_rename(name)
-
-
-def _components(flow: LightningFlow) -> Iterator[Component]:
-    from .structures import Dict, List
-
-    for child in flow._lit_children.values():
-        if isinstance(child, (List, Dict)):
-            yield from child._lit_components()
-        else:
-            yield child
 
 
 Flow = LightningFlow

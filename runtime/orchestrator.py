@@ -18,8 +18,8 @@ from typing import IO, Any, Callable, Optional, Protocol
 
 from . import codec, context
 from .app import LightningApp
-from .errors import AppFailed, LitError, ProtocolError, StateError
-from .flow import LightningFlow
+from .component import Component
+from .errors import AppFailed, ExitCode, LitError, ProtocolError, StateError
 from .protocol import PROTOCOL_VERSION, Peer, check_hello
 from .schedule import Schedule
 from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
@@ -125,6 +125,8 @@ class WorkHandle:
 
 
 class Orchestrator:
+    """Runs one app: the `context.Runtime` its flows, works and structures reach while `run()` runs."""
+
     def __init__(
         self,
         app: LightningApp,
@@ -161,16 +163,13 @@ class Orchestrator:
         self._wake_r, self._wake_w = os.pipe()
 
     # -- the tree ---------------------------------------------------------------------------------
-    def adopt(self, component: Any) -> None:
+    def adopt(self, component: Component) -> None:
         """A component joined the tree (at start, or created inside a flow's run())."""
         if isinstance(component, LightningWork):
             self._handle(component)
-        elif isinstance(component, LightningFlow):
-            for _, work in component.named_works():
-                self._handle(work)
-        elif hasattr(component, "_lit_components"):
-            for child in component._lit_components():
-                self.adopt(child)
+            return
+        for child in component._lit_components():
+            self.adopt(child)
 
     def _handle(self, work: LightningWork) -> WorkHandle:
         handle = self.handles.get(id(work))
@@ -482,14 +481,15 @@ class Orchestrator:
                 reason = f"its process was killed by {signal.Signals(-code).name}"
             except ValueError:
                 pass
-        exit_code = 1
+        exit_code: int = ExitCode.FAILED
         if failure is not None:
             reason = str(failure)
-            exit_code = getattr(failure, "exit_code", 1)
+            exit_code = getattr(failure, "exit_code", ExitCode.FAILED)
         for record in list(handle.inflight):
             self._finish(handle, record, WorkStageStatus.FAILED)
         self._set_status(handle, WorkStatus.now(WorkStageStatus.FAILED, reason, reason="process died"))
-        if handle.work.raise_exception or exit_code != 1:
+        # A failure below the work (its machine, the connection) ends the app even with raise_exception=False.
+        if handle.work.raise_exception or exit_code != ExitCode.FAILED:
             self._fail_app(f"{short_name(handle.name)} failed: {reason}", handle.name, exit_code=exit_code)
 
     def _set_status(self, handle: WorkHandle, status: WorkStatus) -> None:
@@ -498,31 +498,29 @@ class Orchestrator:
         self.dirty = True
 
     def _fail_app(self, message: str, work: Optional[str] = None, formatted: Optional[str] = None,
-                  exit_code: int = 1) -> None:
+                  exit_code: int = ExitCode.FAILED) -> None:
         if self.outcome is None:
             self.outcome = Outcome(exit_code, message, work, formatted)
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> Outcome:
-        if context.orchestrator is not None:
-            raise LitError("an app is already running in this process")
-        context.orchestrator = self
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        previous = self._install_signals()
-        try:
-            self.adopt(self.app.root)
-            for handle in list(self.handles.values()):
-                if handle.work.start_with_flow:
-                    self._start(handle)
-            self._tick()
-            while self.outcome is None:
-                self._wait()
-                if self.outcome is None and self.dirty:
-                    self._tick()
-        finally:
-            context.orchestrator = None
-            self._shutdown()
-            self._restore_signals(previous)
+        # Refuses a second app in this process (LitError); the app counts as running until its agents ended.
+        with context.running(self):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            previous = self._install_signals()
+            try:
+                self.adopt(self.app.root)
+                for handle in list(self.handles.values()):
+                    if handle.work.start_with_flow:
+                        self._start(handle)
+                self._tick()
+                while self.outcome is None:
+                    self._wait()
+                    if self.outcome is None and self.dirty:
+                        self._tick()
+            finally:
+                self._shutdown()
+                self._restore_signals(previous)
         assert self.outcome is not None
         self.outcome.works = self.summary()
         return self.outcome
@@ -567,10 +565,11 @@ class Orchestrator:
         except context.TickInterrupt:
             pass
         except context.AppStop as stop:
-            self.outcome = Outcome(1 if stop.failed else 0, stop.message)
+            self.outcome = Outcome(ExitCode.FAILED if stop.failed else ExitCode.OK, stop.message)
             return
         except Exception as exc:
-            self.outcome = Outcome(1, f"the flow failed: {type(exc).__name__}: {exc}", None, _flow_traceback(exc))
+            self.outcome = Outcome(ExitCode.FAILED, f"the flow failed: {type(exc).__name__}: {exc}", None,
+                                   _flow_traceback(exc))
             return
         finally:
             for schedule in self.schedules:
@@ -579,9 +578,9 @@ class Orchestrator:
             failed = [h.name for h in self.handles.values() if h.work.has_failed]
             if failed:
                 names = ", ".join(short_name(n) for n in failed)
-                self.outcome = Outcome(1, f"the app finished with failed works: {names}")
+                self.outcome = Outcome(ExitCode.FAILED, f"the app finished with failed works: {names}")
             else:
-                self.outcome = Outcome(0, "")
+                self.outcome = Outcome(ExitCode.OK, "")
 
     def _quiescent(self) -> bool:
         if self.new_calls or self.schedules or self.dirty:
@@ -627,8 +626,8 @@ class Orchestrator:
         except BlockingIOError:
             pass
         if self._signal is not None and self.outcome is None:
-            code = 130 if self._signal == signal.SIGINT else 143
-            name = "interrupted (Ctrl-C)" if code == 130 else "terminated (SIGTERM)"
+            code = ExitCode.INTERRUPTED if self._signal == signal.SIGINT else ExitCode.TERMINATED
+            name = "interrupted (Ctrl-C)" if code == ExitCode.INTERRUPTED else "terminated (SIGTERM)"
             self.outcome = Outcome(code, name, interrupted=True)
 
     def _shutdown(self) -> None:

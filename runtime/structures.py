@@ -5,30 +5,43 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .component import Component, announce, is_node
 from .work import LightningWork
 
 
 def _check(item: Any) -> None:
-    from .flow import LightningFlow
-
-    if not isinstance(item, (LightningFlow, LightningWork)):
+    if not is_node(item):
         raise TypeError(f"structures hold LightningWork and LightningFlow items, got {item!r}")
 
 
-def _attach(item: Any, name: str) -> None:
-    from . import context
-    from .flow import _attach as attach
-
-    attach(item, name)
-    if context.orchestrator is not None:
-        context.orchestrator.adopt(item)
+def _attach(item: Component, name: str) -> None:
+    """An item's place in an attached structure; in a running app, the item (made in run()) joins it."""
+    item._lit_attach(name)
+    announce(item)
 
 
-class List:
+class _Structure(Component):
+    """What List and Dict share: they hold flows and works (by key) and have no state of their own."""
+
+    _lit_section = "structures"
+
+    def __init__(self) -> None:
+        self._lit_name = ""
+
+    def _lit_attach(self, name: str) -> None:
+        self._lit_name = name
+        for key, item in self._lit_named():
+            _attach(item, f"{name}.{key}")
+
+    def _lit_state(self) -> dict[str, Any]:
+        return {key: item._lit_state() for key, item in self._lit_named()}
+
+
+class List(_Structure):
     """A list of works or flows; items are named `<parent>.<attr>.<index>`."""
 
     def __init__(self, *items: Any) -> None:
-        self._lit_name = ""
+        super().__init__()
         self._items: list[Any] = []
         for item in items:
             self.append(item)
@@ -58,14 +71,6 @@ class List:
     def __iter__(self) -> Iterator[Any]:
         return iter(list(self._items))
 
-    def _lit_rename(self, name: str) -> None:
-        self._lit_name = name
-        for index, item in enumerate(self._items):
-            _attach(item, f"{name}.{index}")
-
-    def _lit_components(self) -> Iterator[Any]:
-        return iter(list(self._items))
-
     def _lit_child(self, key: str) -> Any:
         return self._items[int(key)]
 
@@ -84,11 +89,11 @@ class List:
         return f"List({self._items!r})"
 
 
-class Dict:
+class Dict(_Structure):
     """A dict of works or flows with string keys; items are named `<parent>.<attr>.<key>`."""
 
     def __init__(self, **items: Any) -> None:
-        self._lit_name = ""
+        super().__init__()
         self._items: dict[str, Any] = {}
         for key, item in items.items():
             self[key] = item
@@ -124,14 +129,6 @@ class Dict:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._items.get(key, default)
-
-    def _lit_rename(self, name: str) -> None:
-        self._lit_name = name
-        for key, item in self._items.items():
-            _attach(item, f"{name}.{key}")
-
-    def _lit_components(self) -> Iterator[Any]:
-        return iter(list(self._items.values()))
 
     def _lit_child(self, key: str) -> Any:
         return self._items[key]

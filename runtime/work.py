@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 
 from . import codec, context
 from .compat import reject, warn_ignored
+from .component import Component, is_node
 from .compute import CloudCompute
 from .errors import BadInput, LitError, StateError
 from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
@@ -19,7 +20,7 @@ _RESERVED = frozenset({"name", "status", "statuses", "run", "stop", "host", "por
                        "display_name", "lightningignore"})
 
 
-class LightningWork:
+class LightningWork(Component):
     """Override `run()`. Public attributes are state, shared with the flow both ways.
 
     Arguments are Lightning's: `parallel` (the flow does not wait for `run()` to finish),
@@ -27,6 +28,8 @@ class LightningWork:
     (a failure ends the app), `cloud_compute` (the machine), `start_with_flow` (start the process, or
     provision the machine, when the app starts rather than at the first call).
     """
+
+    _lit_section = "works"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> LightningWork:
         self = super().__new__(cls)
@@ -122,7 +125,7 @@ class LightningWork:
                 raise AttributeError(f"{name!r} is reserved by LightningWork; pick another attribute name")
             object.__setattr__(self, name, value)  # a property with a setter
             return
-        if isinstance(value, LightningWork) or _is_flow(value):
+        if is_node(value):
             raise StateError(f"{type(self).__name__}.{name}: a work cannot hold other components; "
                              "attach works to a LightningFlow")
         encoded = codec.encode(value, f"{type(self).__name__}.{name}")
@@ -131,14 +134,13 @@ class LightningWork:
         if sink is not None:
             sink(name, encoded)
 
-    def _lit_vars(self) -> dict[str, Any]:
-        """The public attributes (the work's state), as Python values."""
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-
     @property
     def state_vars(self) -> dict[str, Any]:
         """Lightning's shape: {"vars": {...}} (JSON-ready)."""
         return {"vars": codec.encode(self._lit_vars(), self.name or type(self).__name__)}
+
+    def _lit_state(self) -> dict[str, Any]:
+        return self.state_vars
 
     @property
     def state(self) -> dict[str, Any]:
@@ -161,9 +163,10 @@ class LightningWork:
         warn_ignored("lightningignore", "lit ships the app folder minus .gitignore and .litignore matches")
 
     # -- identity and configuration ---------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._lit_name
+    def _lit_attach(self, name: str) -> None:
+        if self._lit_name and self._lit_name != name and self.has_started:
+            raise LitError(f"work {self._lit_name} is already attached; a work has one place in the tree")
+        super()._lit_attach(name)
 
     @property
     def cloud_compute(self) -> CloudCompute:
@@ -272,19 +275,13 @@ class LightningWork:
         """Stop the work's process (and, on a cloud, its machine). Only the flow may call this."""
         if self._lit_executing or context.agent_work is self:
             raise LitError(f"{type(self).__name__}.stop() can only be called from the flow")
-        orchestrator = context.orchestrator
-        if orchestrator is None:
+        runtime = context.current_runtime()
+        if runtime is None:
             raise LitError(f"{type(self).__name__}.stop() was called outside a running app")
-        orchestrator.stop_work(self)
+        runtime.stop_work(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name or '(unattached)'} {self.status.stage}>"
-
-
-def _is_flow(value: Any) -> bool:
-    from .flow import LightningFlow
-
-    return isinstance(value, LightningFlow)
 
 
 def _wrap_run(run: Callable[..., Any]) -> Callable[..., Any]:
@@ -292,14 +289,14 @@ def _wrap_run(run: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: LightningWork, *args: Any, **kwargs: Any) -> Any:
         if self._lit_executing:
             return run(self, *args, **kwargs)
-        orchestrator = context.orchestrator
-        if orchestrator is None:
+        runtime = context.current_runtime()
+        if runtime is None:
             if context.agent_work is not None:
                 raise LitError(f"{type(self).__name__}.run() was called from inside another work; "
                                "only the flow calls works")
             raise BadInput(f"{type(self).__name__}.run() was called outside a running app: call it from a "
                            "LightningFlow's run() and start the app with `lit run app.py`")
-        return orchestrator.call(self, args, kwargs)
+        return runtime.call(self, args, kwargs)
 
     wrapper._lit_wrapped = True  # type: ignore[attr-defined]
     return wrapper

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lit.provisioner import bundle as bundles
-from lit.provisioner.launcher import EXTRACT
+from lit.provisioner.shipping import EXTRACT
 from lit.runtime.loader import load_app
 from lit.runtime.orchestrator import Orchestrator
 from lit.runtime.transport import LocalLauncher

@@ -29,7 +29,7 @@ def test_wheel_puts_nothing_generic_in_site_packages(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names}
     assert top == {"lit", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
-    for package in ("lit/runtime/agent.py", "lit/provisioner/__init__.py", "lit/stacks/__init__.py"):
+    for package in ("lit/runtime/agent/__init__.py", "lit/provisioner/__init__.py", "lit/stacks/__init__.py"):
         assert package in names
     assert not any(name.startswith(("runtime/", "stacks/", "provisioner/", "tests/")) for name in names)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lit.runtime.compat import reject
+from lit.runtime.compat import reject, warn_ignored
 from lit.runtime.storage import Drive, Path, Payload
 
 
@@ -22,8 +22,6 @@ class Mount:
     """Lightning's S3 mount for CloudCompute(mounts=...): accepted and inert (with a one-time warning)."""
 
     def __init__(self, source: str = "", mount_path: str = "") -> None:
-        from lit.runtime.compat import warn_ignored
-
         warn_ignored("L.storage.Mount", "lit does not mount buckets; read them from the work")
         self.source = source
         self.mount_path = mount_path

@@ -18,7 +18,7 @@ ALIASES = {
 
 def normalize(pattern: Any) -> str:
     """The croniter expression for `pattern`, or ValueError naming it."""
-    from croniter import croniter
+    from croniter import croniter  # here: agents import the model on machines without croniter
 
     if not isinstance(pattern, str):
         raise ValueError(f"invalid cron pattern {pattern!r}: expected a string such as 'hourly' or '*/5 * * * *'")

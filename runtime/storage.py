@@ -25,6 +25,7 @@ from typing import Any, Optional, Protocol
 
 from . import codec, context
 from .errors import LitError
+from .protocol import chunk_frame
 
 CHUNK = 1024 * 1024
 
@@ -211,8 +212,6 @@ def drive_keys(base: pathlib.Path, prefix: str) -> list[str]:
 def chunk_frames(xfer: str, file: pathlib.Path) -> Iterator[bytes]:
     """The file as chunk frames of transfer `xfer`, read one chunk at a time (memory stays bounded)."""
     import base64
-
-    from .protocol import chunk_frame
 
     with open(file, "rb") as fh:
         while True:

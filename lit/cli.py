@@ -10,14 +10,22 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import click
+from rich.console import Console
+from rich.style import Style
+from rich.text import Text
 
-from lit.runtime.errors import BadInput, LitError
+from lit.provisioner import registry
+from lit.provisioner.base import Option
+from lit.runtime.errors import BadInput, ExitCode, LitError
 from lit.runtime.status import WorkStatus
 
-_COLORS = ["36", "35", "33", "32", "34", "96", "95", "93", "92", "94"]
+_COLORS = ["cyan", "magenta", "yellow", "green", "blue", "bright_cyan", "bright_magenta", "bright_yellow",
+           "bright_green", "bright_blue"]
+_DIM = Style(dim=True)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -26,35 +34,47 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 class TerminalReporter:
-    """Work output live, line by line, prefixed with the work's name."""
+    """Work output live, line by line, prefixed with the work's name. Colour is rich's decision: none when the
+    stream is not a terminal or NO_COLOR is set (https://no-color.org), forced with FORCE_COLOR."""
 
-    def __init__(self, color: bool) -> None:
-        self.color = color
-        self._colors: dict[str, str] = {}
+    def __init__(self, out: Optional[Console] = None, err: Optional[Console] = None) -> None:
+        self.out = out or Console(file=sys.stdout)
+        self.err = err or Console(file=sys.stderr)
+        self._styles: dict[str, Style] = {}
+        self._prefixes: dict[tuple[int, str, int], str] = {}
         self._width = 0
 
-    def _prefix(self, work: str) -> str:
+    @staticmethod
+    def _paint(console: Console, text: str, style: Style) -> str:
+        if console.no_color or console.color_system is None:
+            return text
+        with console.capture() as captured:
+            console.print(Text(text, style=style), end="", soft_wrap=True)
+        return captured.get()
+
+    def _prefix(self, console: Console, work: str) -> str:
         self._width = max(self._width, len(work))
-        label = work.ljust(self._width)
-        if not self.color:
-            return f"{label} | "
-        code = self._colors.setdefault(work, _COLORS[len(self._colors) % len(_COLORS)])
-        return f"\x1b[{code}m{label}\x1b[0m | "
+        key = (id(console), work, self._width)
+        if key not in self._prefixes:  # rendered once per work and width: output lines are many
+            style = self._styles.setdefault(work, Style(color=_COLORS[len(self._styles) % len(_COLORS)]))
+            self._prefixes[key] = self._paint(console, work.ljust(self._width), style) + " | "
+        return self._prefixes[key]
 
     def log(self, work: str, stream: str, line: str) -> None:
-        out = sys.stderr if stream == "stderr" else sys.stdout
-        out.write(self._prefix(work) + line + "\n")
-        out.flush()
+        console = self.err if stream == "stderr" else self.out
+        # Written to the stream itself, not through console.print: a work's output is the user's text, never
+        # markup, wrapped or highlighted (and a busy work prints many lines).
+        console.file.write(self._prefix(console, work) + line + "\n")
+        console.file.flush()
 
     def progress(self, work: str, step: str) -> None:
-        text = f"\x1b[2m{step}\x1b[0m" if self.color else step
-        sys.stderr.write(f"{self._prefix(work)}{text}\n")
-        sys.stderr.flush()
+        self.err.file.write(self._prefix(self.err, work) + self._paint(self.err, step, _DIM) + "\n")
+        self.err.file.flush()
 
     def status(self, work: str, status: WorkStatus) -> None:
         if status.stage in ("failed", "stopped") and status.message:
-            sys.stderr.write(f"{self._prefix(work)}{status.stage}: {status.message}\n")
-            sys.stderr.flush()
+            self.err.file.write(f"{self._prefix(self.err, work)}{status.stage}: {status.message}\n")
+            self.err.file.flush()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,7 +148,7 @@ def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], 
         _fail(str(exc), exc.exit_code)
 
     run_dir = _unique_dir(lit_home() / "runs" / run_name)
-    reporter = TerminalReporter(color=sys.stdout.isatty())
+    reporter = TerminalReporter()
     extra: dict[str, Any] = {}
     if launcher is not None:
         extra = {"launcher": launcher, "orphan_timeout": launcher.orphan_timeout}
@@ -146,11 +166,8 @@ def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], 
     _write_record(run_dir, app_file, outcome, elapsed)
     _print_summary(outcome, elapsed, run_dir)
     if launcher is not None:
-        still_up = launcher.still_up()
-        if still_up:
-            ids = " ".join(still_up)
-            click.echo(f"still up: {ids}. Remove them with `lit delete cluster {cloud} --yes`, or "
-                       f"`aws ec2 terminate-instances --instance-ids {ids}`", err=True)
+        for line in launcher.leftovers():
+            click.echo(f"still up: {line}", err=True)
     sys.exit(outcome.exit_code)
 
 
@@ -194,6 +211,46 @@ def _print_summary(outcome: Any, elapsed: float, run_dir: Path) -> None:
     console.print(f"logs: {run_dir / 'logs'}", style="dim")
 
 
+def _progress(step: str) -> None:
+    click.echo(f"  {step}", err=True)
+
+
+def _provider_options(kind: str) -> Callable[[F], F]:
+    """Add every provider's options for `kind` ("create", "update", "delete", "policy") to a command. A flag two
+    providers share is one option; its help names each provider's meaning."""
+
+    def decorate(command: F) -> F:
+        merged: dict[str, tuple[Option, list[str]]] = {}
+        for info in registry.infos().values():
+            for option in info.options(kind):
+                first, helps = merged.setdefault(option.flag, (option, []))
+                if (first.multiple, first.is_flag) != (option.multiple, option.is_flag):
+                    raise TypeError(f"providers declare {option.flag} differently")  # a bug in a provider
+                helps.append(f"{info.name}: {option.help}")
+        for flag, (option, helps) in reversed(list(merged.items())):
+            command = click.option(flag, option.dest, multiple=option.multiple, is_flag=option.is_flag,
+                                   metavar=option.metavar, help=" ".join(helps))(command)
+        return command
+
+    return decorate
+
+
+def _given(kind: str, provider: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave that `provider` declared; one the user gave for another provider is bad input.
+    (A provider that declares none for `kind` gets them all, to refuse the command in its own words.)"""
+    declared = {option.dest: option for option in registry.info(provider).options(kind)}
+    given = {dest: value for dest, value in values.items() if value not in (None, (), False)}
+    if not declared:
+        return given
+    for dest in given:
+        if dest not in declared:
+            owners = [info.name for info in registry.infos().values()
+                      if any(o.dest == dest for o in info.options(kind))]
+            flag = "--" + dest.replace("_", "-")
+            raise BadInput(f"{flag} is not an option of provider {provider} (it is one of: {', '.join(owners)})")
+    return given
+
+
 @main.group("create")
 def create_group() -> None:
     """Create a cluster."""
@@ -201,51 +258,22 @@ def create_group() -> None:
 
 @create_group.command("cluster")
 @click.argument("name")
-@click.option("--provider", required=True, type=click.Choice(["ssh", "aws"]), help="Where the machines come from.")
-@click.option("--hosts", help="ssh: USER@ADDR[:PORT],... the hosts of the cluster.")
-@click.option("--key", "key_path", default=None, help="ssh: private key file (default ~/.ssh/id_ed25519).")
-@click.option("--gpus", multiple=True, metavar="ADDR=N", help="ssh: GPUs the probe cannot see.")
-@click.option("--known-hosts", default=None, help="ssh: pin host keys from this file instead of trusting on first use.")
-@click.option("--role-arn", default=None, help="aws: the IAM role in your account that lit assumes.")
-@click.option("--external-id", default=None, help="aws: the external ID the role's trust policy requires.")
-@click.option("--region", default=None, help="aws: the region (default $AWS_REGION or us-east-1).")
-@click.option("--ssh-cidr", default=None, help="aws: who may SSH to work machines (default: your address/32).")
-@click.option("--work-policy-arn", "work_policy_arns", multiple=True, metavar="ARN",
-              help="aws: an IAM policy for the work machines' role (e.g. to read your datasets).")
+@click.option("--provider", required=True, type=click.Choice(list(registry.infos())),
+              help="Where the machines come from: " + "; ".join(f"{i.name}: {i.summary}"
+                                                                 for i in registry.infos().values()) + ".")
+@_provider_options("create")
 @click.option("--orphan-timeout", default=120.0, type=float, show_default=True,
               help="Seconds an agent waits for lit before ending its work.")
-def create_cluster(name: str, provider: str, hosts: Optional[str], key_path: Optional[str], gpus: tuple[str, ...],
-                   known_hosts: Optional[str], role_arn: Optional[str], external_id: Optional[str],
-                   region: Optional[str], ssh_cidr: Optional[str], work_policy_arns: tuple[str, ...],
-                   orphan_timeout: float) -> None:
+def create_cluster(name: str, provider: str, orphan_timeout: float, **options: Any) -> None:
     """Create cluster NAME."""
-    def progress(step: str) -> None:
-        click.echo(f"  {step}", err=True)
-
     try:
-        if provider == "aws":
-            from lit.provisioner.aws import cluster as aws_cluster
-
-            if not role_arn:
-                raise BadInput("--role-arn is required for --provider aws (see `lit cluster policy`)")
-            created = aws_cluster.create(name, role_arn, external_id, region, ssh_cidr, orphan_timeout,
-                                         work_policy_arns, progress)
-            click.echo(f"created cluster {created.name} in {created.settings['region']}. "
-                       f"Run: lit run app.py --cloud {name}")
-            return
-        from lit.provisioner.ssh import SSHProvider
-
-        if not hosts:
-            raise BadInput("--hosts is required for --provider ssh (USER@ADDR[:PORT],...)")
-        cluster, fingerprints = SSHProvider().create(name, hosts, key_path, gpus, orphan_timeout, known_hosts,
-                                                     progress=progress)
+        given = _given("create", provider, options)
+        created = registry.get_provider(provider).create(name, given, orphan_timeout, _progress)
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
-    how = "pinned from " + known_hosts if known_hosts else "trusted on first use; check them"
-    click.echo(f"host keys ({how}):", err=True)
-    for line in fingerprints:
-        click.echo(f"  {line}", err=True)
-    click.echo(f"created cluster {cluster.name} ({len(cluster.machines)} hosts). Run: lit run app.py --cloud {name}")
+    for line in created.details:
+        click.echo(line, err=True)
+    click.echo(f"created cluster {created.cluster.name} {created.where}. Run: lit run app.py --cloud {name}")
 
 
 @main.group("update")
@@ -255,16 +283,18 @@ def update_group() -> None:
 
 @update_group.command("cluster")
 @click.argument("name")
-@click.option("--ssh-cidr", default=None, help="aws: who may SSH to work machines (default: your address/32 now).")
-def update_cluster(name: str, ssh_cidr: Optional[str]) -> None:
-    """Update cluster NAME (aws: SSH from your current address, after it changed)."""
-    from lit.provisioner.aws import cluster as aws_cluster
+@_provider_options("update")
+def update_cluster(name: str, **options: Any) -> None:
+    """Update cluster NAME (e.g. SSH from your current address, after it changed)."""
+    from lit.provisioner import store
 
     try:
-        updated = aws_cluster.update(name, ssh_cidr, lambda step: click.echo(f"  {step}", err=True))
+        cluster = store.load(name)
+        given = _given("update", cluster.provider, options)
+        changed = registry.provider_for(cluster).update(cluster, given, _progress)
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
-    click.echo(f"cluster {updated.name}: SSH to its machines from {updated.settings['ssh_cidr']}")
+    click.echo(f"cluster {cluster.name}: {changed}")
 
 
 @main.group("cluster")
@@ -272,37 +302,24 @@ def cluster_group() -> None:
     """About clusters."""
 
 
+_POLICY_PROVIDERS = [info.name for info in registry.infos().values() if info.policy_options]
+
+
 @cluster_group.command("policy")
-@click.option("--external-id", default=None, help="Require this external ID in the trust policy.")
-@click.option("--account", default=None, help="The AWS account lit runs from (default: the one you are logged in to).")
-@click.option("--role-arn", default=None, help="The role's ARN, if known: its partition (aws, aws-cn, aws-us-gov) "
-              "goes into the policies' ARNs (default: your login's partition, else aws).")
-def cluster_policy(external_id: Optional[str], account: Optional[str], role_arn: Optional[str]) -> None:
-    """Print the IAM permissions policy and trust policy for the role `lit create cluster --provider aws` assumes."""
-    from lit.provisioner.aws.cluster import policies
-    from lit.provisioner.aws.session import ROLE_ARN
-
-    partition = None
-    if role_arn is not None:
-        match = ROLE_ARN.match(role_arn)
-        if not match:
-            _fail(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
-                  BadInput.exit_code)
-        partition = match["partition"]
-    if account is None:
-        try:
-            from lit.provisioner.aws.session import boto3_module
-
-            identity = boto3_module().client("sts").get_caller_identity()
-            account = identity["Account"]
-            partition = partition or str(identity["Arn"]).split(":")[1]
-        except Exception:
-            account = None  # not logged in: print the placeholder
-    permissions, trust = policies(external_id, account, partition or "aws")
-    click.echo("# Permissions policy (attach to the role):")
-    click.echo(json.dumps(permissions, indent=2))
-    click.echo("# Trust policy (the role's trust relationship):")
-    click.echo(json.dumps(trust, indent=2))
+@click.option("--provider", type=click.Choice(_POLICY_PROVIDERS),
+              default=_POLICY_PROVIDERS[0] if len(_POLICY_PROVIDERS) == 1 else None,
+              required=len(_POLICY_PROVIDERS) > 1, help="Whose permissions to print.")
+@_provider_options("policy")
+def cluster_policy(provider: str, **options: Any) -> None:
+    """Print the permissions an administrator grants for lit (e.g. the IAM role `lit create cluster` assumes)."""
+    try:
+        given = _given("policy", provider, options)
+        documents = registry.get_provider(provider).policy(given)
+    except LitError as exc:
+        _fail(str(exc), exc.exit_code)
+    for title, document in documents:
+        click.echo(f"# {title}:")
+        click.echo(document if isinstance(document, str) else json.dumps(document, indent=2))
 
 
 @main.group("list")
@@ -313,7 +330,6 @@ def list_group() -> None:
 @list_group.command("clusters")
 def list_clusters() -> None:
     """Every cluster with its provider, machines and state."""
-    from rich.console import Console
     from rich.table import Table
 
     from lit.provisioner import store
@@ -324,22 +340,11 @@ def list_clusters() -> None:
     for name in store.list_names():
         try:
             cluster = store.load(name)
+            listing = registry.provider_for(cluster).describe(cluster)
         except LitError as exc:
             table.add_row(name, "?", "?", "?", f"damaged: {exc}", "", "")
             continue
-        if cluster.provider == "aws":
-            where = cluster.settings.get("region", "?")
-            try:
-                from lit.provisioner.aws.cluster import running_instances
-
-                machines = f"{len(running_instances(cluster))} instances"
-            except LitError as exc:
-                machines = f"? ({exc})"
-        else:
-            gpus = sum(m.gpus for m in cluster.machines)
-            where = ", ".join(m.address for m in cluster.machines)
-            machines = f"{len(cluster.machines)} hosts, {gpus} GPUs"
-        table.add_row(cluster.name, cluster.provider, where, machines, cluster.state,
+        table.add_row(cluster.name, cluster.provider, listing.where, listing.machines, cluster.state,
                       f"{cluster.orphan_timeout:g} s", cluster.created)
     Console(highlight=False, width=160).print(table)
 
@@ -352,29 +357,23 @@ def delete_group() -> None:
 @delete_group.command("cluster")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask.")
-@click.option("--delete-data", is_flag=True, help="aws: also delete the cluster's bucket when it holds data.")
-def delete_cluster(name: str, yes: bool, delete_data: bool) -> None:
+@_provider_options("delete")
+def delete_cluster(name: str, yes: bool, **options: Any) -> None:
     """Delete cluster NAME (and stop any lit agent still running on its machines)."""
     from lit.provisioner import store
-    from lit.provisioner.base import get_provider
 
     try:
         cluster = store.load(name)
+        given = _given("delete", cluster.provider, options)
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
     if not yes:
         if not sys.stdin.isatty():
-            _fail(f"deleting cluster {name} needs confirmation: pass --yes", 2)
+            _fail(f"deleting cluster {name} needs confirmation: pass --yes", ExitCode.BAD_INPUT)
         if not click.confirm(f"delete cluster {name} ({len(cluster.machines)} machines)?"):
-            _fail("not deleted", 1)
+            _fail("not deleted", ExitCode.FAILED)
     try:
-        if cluster.provider == "aws":
-            from lit.provisioner.aws import cluster as aws_cluster
-
-            aws_cluster.delete(cluster, delete_data, progress=lambda step: click.echo(f"  {step}", err=True))
-        else:
-            get_provider(cluster.provider).delete(cluster, progress=lambda step: click.echo(f"  {step}", err=True))
-            store.remove(name)
+        registry.provider_for(cluster).delete(cluster, given, _progress)
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
     click.echo(f"deleted cluster {name}")

@@ -154,6 +154,12 @@ class ProviderInfo:
     delete_options: tuple[Option, ...] = ()
     policy_options: tuple[Option, ...] = ()
 
+    def options(self, command: str) -> tuple[Option, ...]:
+        """Its options for `lit create|update|delete cluster` or `lit cluster policy` ("create" ... "policy")."""
+        by_command = {"create": self.create_options, "update": self.update_options, "delete": self.delete_options,
+                      "policy": self.policy_options}
+        return by_command[command]
+
 
 @dataclass(frozen=True)
 class Created:

@@ -135,6 +135,10 @@ class SSHProvider(Provider):
             list(pool.map(stop, cluster.machines))
         store.remove(cluster.name)
 
+    def update(self, cluster: Cluster, options: Options, progress: Progress) -> str:
+        raise BadInput(f"cluster {cluster.name!r} is an ssh cluster: its hosts are yours, and `lit update cluster` "
+                       "has nothing to change (delete it and create it again to change its hosts)")
+
     # -- placing works ----------------------------------------------------------------------------
     def can_ever_place(self, cluster: Cluster, compute: CloudCompute) -> Optional[str]:
         need = compute.gpus

@@ -11,7 +11,8 @@ from pathlib import Path
 
 @cache
 def source(module: str) -> bytes:
-    """The source of a host script module, e.g. "lit.provisioner.ssh.host.probe" (read once per process)."""
+    """The source of a host script module, named as imported: `lit.provisioner.<provider>.host.<script>` (read once
+    per process)."""
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(module)

@@ -11,57 +11,17 @@ from typing import TYPE_CHECKING, Callable, Optional
 from lit.runtime.errors import InfrastructureError
 from lit.runtime.transport import AgentSpec, Placement, short_name
 
+from . import hostscript
 from .base import Cluster, Lease, Progress
 from .connector import Connection
 
 if TYPE_CHECKING:
     from .launcher import ClusterLauncher
 
-EXTRACT = r"""
-import os, shutil, sys, tarfile
-target = sys.argv[1]
-tmp = target + ".tmp-" + str(os.getpid())
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(tmp, filter="data")
-    else:
-        tar.extractall(tmp)
-open(os.path.join(tmp, ".complete"), "w").close()
-try:
-    os.rename(tmp, target)
-except OSError:
-    shutil.rmtree(tmp, ignore_errors=True)  # another upload of the same bundle won the race: same content
-"""
-
-
-# What `python -m lit.runtime.agent attach` does, small enough to start fast: relay stdin/stdout to the agent's
-# unix socket; exit 4 if there is no agent there (it ended or was killed).
-ATTACH = r"""
-import os, selectors, socket, sys
-client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-try:
-    client.connect(sys.argv[1])
-except OSError as exc:
-    sys.stderr.write("lit agent: no agent at %s: %s\n" % (sys.argv[1], exc))
-    sys.exit(4)
-selector = selectors.DefaultSelector()
-selector.register(0, selectors.EVENT_READ, "in")
-selector.register(client, selectors.EVENT_READ, "sock")
-while True:
-    for key, _ in selector.select():
-        if key.data == "in":
-            data = os.read(0, 262144)
-            if not data:
-                sys.exit(0)
-            client.sendall(data)
-        else:
-            data = client.recv(262144)
-            if not data:
-                sys.exit(0)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(1, view):]
-"""
+# Unpacks the bundle on the host, before lit's code is there: sent as source to `python -c`.
+EXTRACT = hostscript.source("lit.runtime.host.extract").decode()
+# Where a connection to the detached agent starts, inside the unpacked bundle (its PYTHONPATH is `_lit`).
+ATTACH = "_lit/lit/runtime/host/attach.py"
 
 
 @dataclass(frozen=True)
@@ -122,9 +82,9 @@ def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, clu
     words = out.split()
     if len(words) < 2 or words[0] != "ready":
         raise InfrastructureError(f"{machine.target}: the agent did not start: {out.strip()[:200]}")
-    # The relay to the detached agent: a few lines of standard library (no lit import, no site), since every
-    # connection and reconnection starts one.
-    attach_command = f"{q(python)} -S -c {q(ATTACH)} {q(socket_path)}"
+    # The relay to the detached agent: standard library only, run by path without importing lit or site, since
+    # every connection and reconnection starts one.
+    attach_command = f"{q(python)} -S {q(bundle_dir)}/{ATTACH} {q(socket_path)}"
     leases = [f"{lease.lease_dir}/{i}" for i in lease.gpu_ids] if lease.lease_dir else []
     placement = Placement(  # the other works reach this one at its internal (private) address
         machine.internal_address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}",

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shlex
 import socket
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lit.runtime.errors import BadInput, InfrastructureError
 
 from .base import HostKeyChanged, Machine, Unreachable
+from .retry import retry
 
 
 def _paramiko() -> Any:
@@ -48,6 +51,70 @@ def fingerprint(key: Any) -> str:
 def host_entry(machine: Machine) -> str:
     """How known_hosts names a host (with the port when it is not 22)."""
     return machine.address if machine.port == 22 else f"[{machine.address}]:{machine.port}"
+
+
+# known_hosts files are read, written and matched by paramiko's HostKeys (hashed names, several keys per host,
+# comments), never split by hand. lit writes one plain `HOST KIND BASE64` line per pin, as OpenSSH does unhashed.
+
+
+def known_hosts_line(machine: Machine, key: Any) -> str:
+    """The known_hosts line (no newline) that pins `key` for `machine`."""
+    paramiko = _paramiko()
+    return str(paramiko.hostkeys.HostKeyEntry([host_entry(machine)], key).to_line()).rstrip("\n")
+
+
+def key_from_line(line: str) -> Any:
+    """The key of one known_hosts line (`HOSTS KIND BASE64`)."""
+    paramiko = _paramiko()
+    try:
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(line.strip())
+    except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):  # bad base64, bad key bytes
+        entry = None
+    if entry is None:
+        raise BadInput(f"not a known_hosts line with a key paramiko can read: {line.strip()[:80]!r}")
+    return entry.key
+
+
+def public_key(text: str) -> Any:
+    """The key of an OpenSSH public key line (`KIND BASE64 [COMMENT]`, as in a .pub file or cloud-init)."""
+    paramiko = _paramiko()
+    try:
+        return paramiko.PKey.from_type_string(*_public_key_fields(text))
+    except (ValueError, paramiko.SSHException, paramiko.pkey.UnknownKeyType):
+        raise BadInput(f"not an OpenSSH public key paramiko can read: {text.strip()[:80]!r}") from None
+
+
+def _public_key_fields(text: str) -> tuple[str, bytes]:
+    kind, data = text.split()[:2]
+    return kind, base64.b64decode(data, validate=True)
+
+
+def pinned_key(known_hosts: Path, machine: Machine) -> Optional[Any]:
+    """The key a known_hosts file pins for `machine` (its first, when it pins several kinds), hashed host names
+    included; None if it pins none. The file must exist."""
+    paramiko = _paramiko()
+    try:
+        entry = paramiko.HostKeys(str(known_hosts)).lookup(host_entry(machine))
+    except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):
+        # HostKeys.load skips lines it cannot split or whose key kind it does not know, not corrupt key data.
+        raise BadInput(f"{known_hosts}: not a known_hosts file paramiko can read (a key's data is corrupt)") from None
+    if not entry:
+        return None
+    return entry[next(iter(entry.keys()))]
+
+
+def write_known_hosts(path: Path, pins: Iterable[tuple[Machine, Any]]) -> None:
+    """Write a known_hosts file pinning each (machine, key), in order: atomically, and readable by its owner only
+    (it decides whom lit trusts)."""
+    paramiko = _paramiko()
+    keys = paramiko.HostKeys()
+    for machine, key in pins:
+        keys.add(host_entry(machine), key.get_name(), key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # HostKeys.save keeps an existing mode
+    keys.save(str(tmp))
+    os.replace(tmp, path)
 
 
 def load_private_key(path: str) -> Any:
@@ -180,17 +247,21 @@ def scan_host_key(machine: Machine, key_path: str, timeout: float = 10.0) -> Any
     return seen["key"]
 
 
-def wait_for_ssh(machine: Machine, timeout: float) -> None:
+def wait_for_ssh(machine: Machine, timeout: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
     """Until the machine's SSH port accepts connections (a machine that is still booting)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((machine.address, machine.port), timeout=2):
-                return
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                raise Unreachable(f"{machine.target}: SSH port not answering after {timeout:.0f} s ({exc})") from None
-            time.sleep(0.2)
+
+    def connect() -> None:
+        with socket.create_connection((machine.address, machine.port), timeout=2):
+            pass
+
+    try:
+        # A refused connection comes back at once, so back off from 0.2 s; the 1 s cap sees a machine whose sshd
+        # has just started within a second.
+        retry(connect, retry_if=(OSError,), deadline=clock() + timeout, first_delay=0.2, max_delay=1.0,
+              sleep=sleep, clock=clock)
+    except OSError as exc:
+        raise Unreachable(f"{machine.target}: SSH port not answering after {timeout:.0f} s ({exc})") from None
 
 
 def quote(*parts: str) -> str:

@@ -20,7 +20,7 @@ from . import codec, context
 from .app import LightningApp
 from .component import Component
 from .errors import AppFailed, ExitCode, LitError, ProtocolError, StateError
-from .protocol import PROTOCOL_VERSION, Peer, check_hello
+from .protocol import PROTOCOL_VERSION, Frame, FrameType, Peer, check_hello
 from .schedule import Schedule
 from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
 from .transport import AgentSpec, Launcher, LocalLauncher, Placement, Transport, free_port, short_name
@@ -124,6 +124,10 @@ class WorkHandle:
         return self.transport is not None
 
 
+# What a frame from an agent does (Orchestrator.frame_handlers).
+FrameHandler = Callable[[WorkHandle, Frame], None]
+
+
 class Orchestrator:
     """Runs one app: the `context.Runtime` its flows, works and structures reach while `run()` runs."""
 
@@ -160,6 +164,7 @@ class Orchestrator:
         from .transfers import Transfers
 
         self.transfers = Transfers(self)
+        self._frame_handlers = self.frame_handlers()
         self._wake_r, self._wake_w = os.pipe()
 
     # -- the tree ---------------------------------------------------------------------------------
@@ -223,7 +228,7 @@ class Orchestrator:
         delta = self._flow_delta(handle)
         if len(handle.inflight) == 1:  # otherwise it is still running an earlier call; this one queues
             self._set_status(handle, WorkStatus.now(WorkStageStatus.PENDING))
-        self._send(handle, "call", id=record.id, args=args, kwargs=kwargs, state=delta)
+        self.send(handle, "call", id=record.id, args=args, kwargs=kwargs, state=delta)
         return record
 
     def _flow_delta(self, handle: WorkHandle) -> dict[str, Any]:
@@ -246,7 +251,7 @@ class Orchestrator:
             return
         handle.stopping = True
         handle.stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
-        self._send(handle, "stop")
+        self.send(handle, "stop")
 
     # -- agents -----------------------------------------------------------------------------------
     def _start(self, handle: WorkHandle) -> None:
@@ -292,12 +297,15 @@ class Orchestrator:
         )
         handle.init_seq = None
 
-    def _send(self, handle: WorkHandle, type_: str, **fields: Any) -> None:
+    # -- frames out (also how Transfers reaches the agents) -------------------------------------------
+    def send(self, handle: WorkHandle, type_: str, **fields: Any) -> None:
+        """Send a reliable frame to `handle`'s agent: now if it is connected, else when it (re)connects."""
         data = handle.peer.send(type_, **fields)
         if handle.connected and handle.transport is not None:
-            self._write(handle, data)
+            self.write(handle, data)
 
-    def _write(self, handle: WorkHandle, data: bytes) -> None:
+    def write(self, handle: WorkHandle, data: bytes) -> None:
+        """Write encoded frames to `handle`'s agent as they are (it must have a transport)."""
         assert handle.transport is not None
         try:
             handle.transport.write(data)
@@ -319,61 +327,76 @@ class Orchestrator:
         try:
             frames = handle.peer.feed(data)
         except ProtocolError as exc:
-            self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=3)
+            self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=ExitCode.INFRASTRUCTURE)
             return
         for frame in frames:
             self._on_frame(handle, frame)
             if self.outcome is not None:
                 return
         if handle.peer.ack_due() and handle.connected:
-            self._write(handle, handle.peer.control("ack"))
+            self.write(handle, handle.peer.control(FrameType.ACK))
 
-    def _on_frame(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
-        kind = frame["t"]
-        if kind == "log":
-            self._on_log(handle, frame.get("stream", "stdout"), frame.get("line", ""))
-        elif kind == "state":
-            self._on_state(handle, frame.get("d") or {})
-        elif kind == "status":
-            self._on_status(handle, frame)
-        elif kind == "hello":
-            try:
-                check_hello(frame)
-            except ProtocolError as exc:
-                self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=3)
-                return
-            if handle.connected:  # a new connection to the same agent: what was streaming on the old one is cut
-                self.transfers.reconnected(handle)
-            handle.connected = True
-            if handle.init_seq is not None:
-                self._send_init(handle)
-            self._write(handle, handle.peer.control("hello", proto=PROTOCOL_VERSION,
-                                                    received=handle.peer.received_seq))
-            for data in handle.peer.replay_after(int(frame.get("received", 0))):
-                self._write(handle, data)
-        elif self.transfers.on_frame(handle, frame):
+    # -- frames in --------------------------------------------------------------------------------------
+    def frame_handlers(self) -> dict[str, FrameHandler]:
+        """What each frame type an agent (or its launcher's relay) sends does: one table, read per frame."""
+        return {
+            FrameType.HELLO: self._on_hello,
+            FrameType.READY: self._on_ready,
+            FrameType.STATE: self._on_state,
+            FrameType.STATUS: self._on_status,
+            FrameType.LOG: self._on_log,
+            FrameType.ERROR: self._on_error,
+            FrameType.PROGRESS: self._on_progress,
+            FrameType.BYE: _nothing,  # the agent ends next: the end of its stream says the rest
+            FrameType.HB: _nothing,  # its "a" was taken in by the peer already; the frame itself carries nothing
+            FrameType.ACK: _nothing,
+            **self.transfers.handlers,
+        }
+
+    def _on_frame(self, handle: WorkHandle, frame: Frame) -> None:
+        handler = self._frame_handlers.get(frame["t"])
+        if handler is not None:  # a type this lit does not know is ignored
+            handler(handle, frame)
+
+    def _on_hello(self, handle: WorkHandle, frame: Frame) -> None:
+        try:
+            check_hello(frame)
+        except ProtocolError as exc:
+            self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=ExitCode.INFRASTRUCTURE)
             return
-        elif kind == "ready":
-            handle.ready = True
-        elif kind == "progress":
-            # From the launcher (placing the machine, shipping code): shown, and kept in a pending status.
-            step = str(frame.get("step", ""))
-            self.reporter.progress(short_name(handle.name), step)
-            if handle.work.is_pending or not handle.work.has_started:
-                object.__setattr__(handle.work, "_lit_status", WorkStatus.now(handle.work.status.stage, step))
-        elif kind == "error":
-            message = frame.get("message", "the agent failed")
-            self._fail_app(f"{short_name(handle.name)} could not start: {message}", handle.name,
-                           frame.get("traceback"))
+        if handle.connected:  # a new connection to the same agent: what was streaming on the old one is cut
+            self.transfers.reconnected(handle)
+        handle.connected = True
+        if handle.init_seq is not None:
+            self._send_init(handle)
+        self.write(handle, handle.peer.control(FrameType.HELLO, proto=PROTOCOL_VERSION,
+                                               received=handle.peer.received_seq))
+        for data in handle.peer.replay_after(int(frame.get("received", 0))):
+            self.write(handle, data)
 
-    def _on_log(self, handle: WorkHandle, stream: str, line: str) -> None:
+    def _on_ready(self, handle: WorkHandle, frame: Frame) -> None:
+        handle.ready = True
+
+    def _on_progress(self, handle: WorkHandle, frame: Frame) -> None:
+        # From the launcher (placing the machine, shipping code): shown, and kept in a pending status.
+        step = str(frame.get("step", ""))
+        self.reporter.progress(short_name(handle.name), step)
+        if handle.work.is_pending or not handle.work.has_started:
+            object.__setattr__(handle.work, "_lit_status", WorkStatus.now(handle.work.status.stage, step))
+
+    def _on_error(self, handle: WorkHandle, frame: Frame) -> None:
+        message = frame.get("message", "the agent failed")
+        self._fail_app(f"{short_name(handle.name)} could not start: {message}", handle.name, frame.get("traceback"))
+
+    def _on_log(self, handle: WorkHandle, frame: Frame) -> None:
+        line = frame.get("line", "")
         if handle.log_file is not None:
             handle.log_file.write(line + "\n")
-        self.reporter.log(short_name(handle.name), stream, line)
+        self.reporter.log(short_name(handle.name), frame.get("stream", "stdout"), line)
 
-    def _on_state(self, handle: WorkHandle, delta: dict[str, Any]) -> None:
+    def _on_state(self, handle: WorkHandle, frame: Frame) -> None:
         work = handle.work
-        for name, encoded in delta.items():
+        for name, encoded in (frame.get("d") or {}).items():
             text = codec.dumps(encoded)
             before = handle.remote_state.get(name)
             handle.remote_state[name] = text
@@ -387,7 +410,7 @@ class Orchestrator:
             object.__setattr__(work, name, codec.decode(encoded))
         self.dirty = True
 
-    def _on_status(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _on_status(self, handle: WorkHandle, frame: Frame) -> None:
         stage = frame.get("stage")
         record = handle.by_id.get(frame.get("call")) if frame.get("call") is not None else None
         now = time.time()
@@ -424,7 +447,7 @@ class Orchestrator:
             return
         handle.parked = True
         if handle.connected:
-            self._write(handle, handle.peer.send("bye"))
+            self.write(handle, handle.peer.send("bye"))
         self.launcher.release(handle.name, final=False)
         self.reporter.progress(short_name(handle.name), "done: releasing its machine")
 
@@ -554,7 +577,7 @@ class Orchestrator:
             if handle.idle_deadline is not None and now >= handle.idle_deadline and not handle.inflight:
                 self._park(handle)
             if handle.connected and not handle.parked and now - handle.last_sent >= self.heartbeat:
-                self._write(handle, handle.peer.control("hb"))
+                self.write(handle, handle.peer.control("hb"))
 
     def _tick(self) -> None:
         self.dirty = False
@@ -637,7 +660,7 @@ class Orchestrator:
         live = [h for h in self.handles.values() if h.transport is not None]
         for handle in live:
             if handle.connected:
-                self._write(handle, handle.peer.send("bye"))
+                self.write(handle, handle.peer.send("bye"))
             assert handle.transport is not None
             handle.transport.close()
         open_streams = {h.transport.fileno(): h for h in live if h.transport is not None}
@@ -695,7 +718,7 @@ class Orchestrator:
                     return False
                 for frame in handle.peer.feed(data):
                     if frame["t"] == "log":
-                        self._on_log(handle, frame.get("stream", "stdout"), frame.get("line", ""))
+                        self._on_log(handle, frame)
                     elif frame["t"] == "progress":
                         self.reporter.progress(short_name(handle.name), str(frame.get("step", "")))
         except BlockingIOError:
@@ -715,6 +738,10 @@ class Orchestrator:
                                    machine.get("instance_type", ""), machine.get("seconds", 0.0),
                                    machine.get("cost", 0.0), handle.last_final, machine.get("stops", [])))
         return out
+
+
+def _nothing(handle: WorkHandle, frame: Frame) -> None:
+    return None
 
 
 def _flow_traceback(exc: BaseException) -> str:

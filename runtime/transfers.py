@@ -8,9 +8,10 @@ import base64
 import itertools
 import os
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
 from .home import lit_home
+from .protocol import Frame, FrameType
 from .storage import chunk_frames, drive_keys, partial_name
 from .transport import short_name
 
@@ -29,58 +30,57 @@ class Transfers:
         self.done_uploads: dict[str, Optional[str]] = {}
         self._ids = itertools.count(1)
         self.drives = lit_home() / "drives"
+        # The transfer frames an agent sends, and what each does (the orchestrator's table includes these).
+        self.handlers: dict[str, Callable[[WorkHandle, Frame], None]] = {
+            FrameType.FETCH: self._fetch,
+            FrameType.CHUNK: self._chunk,
+            FrameType.CHUNK_END: self._chunk,
+            FrameType.XFER_CANCEL: self._cancel,
+            FrameType.DRIVE_GET: self._drive_get,
+            FrameType.DRIVE_PUT_BEGIN: self._drive_put_begin,
+            FrameType.DRIVE_PUT_DONE: self._drive_put_done,
+            FrameType.DRIVE_LIST: self._drive_list,
+            FrameType.DRIVE_DELETE: self._drive_delete,
+            FrameType.PRESIGN: self._presign,
+        }
 
     # -- frames -----------------------------------------------------------------------------------
-    def on_frame(self, handle: WorkHandle, frame: dict[str, Any]) -> bool:
-        """Handle a transfer frame; False if `frame` is not one."""
-        kind = frame["t"]
-        handler = {
-            "fetch": self._fetch, "chunk": self._chunk, "chunk_end": self._chunk, "drive_get": self._drive_get,
-            "drive_put_begin": self._drive_put_begin, "drive_put_done": self._drive_put_done,
-            "drive_list": self._drive_list, "drive_delete": self._drive_delete, "presign": self._presign,
-            "xfer_cancel": self._cancel,
-        }.get(kind)
-        if handler is None:
-            return False
-        handler(handle, frame)
-        return True
-
-    def _reply(self, handle: WorkHandle, frame: dict[str, Any], **fields: Any) -> None:
-        self.orchestrator._send(handle, "reply", re=frame.get("rid"), **fields)
+    def _reply(self, handle: WorkHandle, frame: Frame, **fields: Any) -> None:
+        self.orchestrator.send(handle, FrameType.REPLY, re=frame.get("rid"), **fields)
 
     def _control(self, handle: WorkHandle, type_: str, **fields: Any) -> None:
         if handle.transport is not None and handle.connected:
-            self.orchestrator._write(handle, handle.peer.control(type_, **fields))
+            self.orchestrator.write(handle, handle.peer.control(type_, **fields))
 
-    def _fetch(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _fetch(self, handle: WorkHandle, frame: Frame) -> None:
         origin = str(frame.get("origin", ""))
         producer = self.orchestrator.handle_named(origin)
         if producer is None or producer.transport is None or producer.parked or not producer.connected:
-            self._control(handle, "chunk_end", xfer=frame["xfer"], ok=False,
+            self._control(handle, FrameType.CHUNK_END, xfer=frame["xfer"], ok=False,
                           error=f"{short_name(origin)}'s machine is not running, so its files cannot be fetched")
             return
         self.forwards[frame["xfer"]] = (handle, producer)
-        self.orchestrator._send(producer, "serve", xfer=frame["xfer"], sha=frame["sha"])
+        self.orchestrator.send(producer, FrameType.SERVE, xfer=frame["xfer"], sha=frame["sha"])
 
-    def _chunk(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _chunk(self, handle: WorkHandle, frame: Frame) -> None:
         xfer = frame.get("xfer", "")
         target, _ = self.forwards.get(xfer, (None, None))
         if target is not None:
-            if frame["t"] == "chunk":
+            if frame["t"] == FrameType.CHUNK:
                 if target.transport is not None and target.connected:
-                    self.orchestrator._write(target, frame["raw"])  # forwarded as it came: no parsing, no copy
-                    self.orchestrator._write(target, b"\n")
+                    self.orchestrator.write(target, frame["raw"])  # forwarded as it came: no parsing, no copy
+                    self.orchestrator.write(target, b"\n")
             else:
                 fields = {k: v for k, v in frame.items() if k not in ("t", "a", "s")}
                 self._control(target, frame["t"], **fields)
-            if frame["t"] == "chunk_end":
+            if frame["t"] == FrameType.CHUNK_END:
                 del self.forwards[xfer]
             return
         upload = self.uploads.get(xfer)
         if upload is None:
             return
         file, tmp, dest, _ = upload
-        if frame["t"] == "chunk":
+        if frame["t"] == FrameType.CHUNK:
             file.write(base64.b64decode(frame["b"]))
             return
         file.close()
@@ -92,23 +92,23 @@ class Transfers:
             tmp.unlink(missing_ok=True)
             self.done_uploads[xfer] = str(frame.get("error") or "the upload failed")
 
-    def _drive_path(self, frame: dict[str, Any]) -> Path:
+    def _drive_path(self, frame: Frame) -> Path:
         drive, key = str(frame.get("drive", "")), str(frame.get("key", ""))
         path = (self.drives / drive / key).resolve()
         if not str(path).startswith(str((self.drives / drive).resolve()) + os.sep):
             raise ValueError(f"lit://{drive}: {key} is outside the drive")
         return path
 
-    def _drive_get(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _drive_get(self, handle: WorkHandle, frame: Frame) -> None:
         try:
             for data in chunk_frames(frame["xfer"], self._drive_path(frame)):
                 if handle.transport is not None and handle.connected:
-                    self.orchestrator._write(handle, data)
-            self._control(handle, "chunk_end", xfer=frame["xfer"], ok=True)
+                    self.orchestrator.write(handle, data)
+            self._control(handle, FrameType.CHUNK_END, xfer=frame["xfer"], ok=True)
         except (OSError, ValueError) as exc:
-            self._control(handle, "chunk_end", xfer=frame["xfer"], ok=False, error=str(exc))
+            self._control(handle, FrameType.CHUNK_END, xfer=frame["xfer"], ok=False, error=str(exc))
 
-    def _drive_put_begin(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _drive_put_begin(self, handle: WorkHandle, frame: Frame) -> None:
         try:
             dest = self._drive_path(frame)
         except ValueError as exc:
@@ -120,17 +120,17 @@ class Transfers:
         self.uploads[xfer] = (open(tmp, "wb"), tmp, dest, handle)  # noqa: SIM115 - closed when the upload ends
         self._reply(handle, frame, xfer=xfer)
 
-    def _drive_put_done(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _drive_put_done(self, handle: WorkHandle, frame: Frame) -> None:
         error = self.done_uploads.pop(str(frame.get("xfer")), "the upload did not finish")
         self._reply(handle, frame, ok=error is None, error=error, again=error == CUT)
 
-    def _cancel(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _cancel(self, handle: WorkHandle, frame: Frame) -> None:
         """The receiver gave a transfer up (it asks again): what still comes for it is dropped here."""
         xfer = str(frame.get("xfer"))
         receiver, producer = self.forwards.get(xfer, (None, None))
         if receiver is handle and producer is not None:
             del self.forwards[xfer]
-            self._control(producer, "serve_cancel", xfer=xfer)  # and the producer stops sending it
+            self._control(producer, FrameType.SERVE_CANCEL, xfer=xfer)  # and the producer stops sending it
 
     def reconnected(self, handle: WorkHandle) -> None:
         """`handle`'s connection was lost and is back: chunks are not replayed, so what it was sending is cut.
@@ -138,7 +138,7 @@ class Transfers:
         for xfer, (receiver, producer) in list(self.forwards.items()):
             if producer is handle:
                 del self.forwards[xfer]
-                self._control(receiver, "chunk_end", xfer=xfer, ok=False, again=True, error=CUT)
+                self._control(receiver, FrameType.CHUNK_END, xfer=xfer, ok=False, again=True, error=CUT)
         for xfer, (file, tmp, _, sender) in list(self.uploads.items()):
             if sender is handle:
                 file.close()
@@ -146,7 +146,7 @@ class Transfers:
                 del self.uploads[xfer]
                 self.done_uploads[xfer] = CUT
 
-    def _drive_list(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _drive_list(self, handle: WorkHandle, frame: Frame) -> None:
         prefix = str(frame.get("prefix", ""))
         store_list = getattr(self.orchestrator.launcher, "store_list", None)
         if store_list is not None and handle.placement is not None and \
@@ -161,7 +161,7 @@ class Transfers:
             return
         self._reply(handle, frame, items=drive_keys(self.drives / str(frame.get("drive", "")), prefix))
 
-    def _drive_delete(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _drive_delete(self, handle: WorkHandle, frame: Frame) -> None:
         store_delete = getattr(self.orchestrator.launcher, "store_delete", None)
         if store_delete is not None and handle.placement is not None and \
                 (handle.placement().extra_init.get("storage") or {}).get("kind") == "urls":
@@ -179,7 +179,7 @@ class Transfers:
             ok = False
         self._reply(handle, frame, ok=ok)
 
-    def _presign(self, handle: WorkHandle, frame: dict[str, Any]) -> None:
+    def _presign(self, handle: WorkHandle, frame: Frame) -> None:
         presign = getattr(self.orchestrator.launcher, "presign", None)
         if presign is None:
             self._reply(handle, frame, error="this launcher has no object store")

@@ -8,6 +8,8 @@ from lit.runtime.errors import ProtocolError
 from lit.runtime.protocol import (
     ACK_EVERY,
     FRAMES,
+    RECEIVED_BY_AGENT,
+    RECEIVED_BY_ORCHESTRATOR,
     FrameType,
     Peer,
     check_hello,
@@ -101,3 +103,19 @@ def test_an_unsequenced_frame_leaves_the_sequence_alone() -> None:
     receiver = Peer()
     assert receiver.feed(line) == [{"t": "progress", "step": 'shipping "code"'}]
     assert receiver.received_seq == 0
+
+
+def test_each_side_handles_every_frame_the_other_side_sends(tmp_path) -> None:
+    import lit as L
+    from lit.runtime.agent import Agent
+    from lit.runtime.orchestrator import Orchestrator
+
+    class Flow(L.LightningFlow):
+        def run(self) -> None:
+            pass
+
+    agent_table = Agent([]).frame_handlers(out_fd=-1)
+    orchestrator = Orchestrator(L.LightningApp(Flow()), tmp_path / "app.py", tmp_path / "run")
+    orchestrator_table = orchestrator.frame_handlers()
+    assert set(agent_table) == RECEIVED_BY_AGENT
+    assert set(orchestrator_table) == RECEIVED_BY_ORCHESTRATOR

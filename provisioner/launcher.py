@@ -17,11 +17,11 @@ from typing import Any, Callable, Optional
 
 from lit.runtime.compute import CloudCompute
 from lit.runtime.errors import InfrastructureError, LitError
-from lit.runtime.transport import AgentSpec, Launched, short_name
+from lit.runtime.transport import AgentSpec, Launched, Launcher, short_name
 
 from . import bundle as bundles
 from . import store
-from .base import CannotPlace, Cluster, Lease, Machine, Provider
+from .base import CannotPlace, Cluster, Lease, Machine, ObjectStore, Provider
 from .connector import Connector
 from .registry import get_provider
 from .relay import SocketTransport
@@ -47,7 +47,7 @@ def resolve_cluster(name: str) -> tuple[Cluster, Provider]:
     return cluster, get_provider(cluster.provider)
 
 
-class ClusterLauncher:
+class ClusterLauncher(Launcher):
     """Starts each work's agent on a machine of a cluster (`--cloud NAME`, or the work's own clusters).
 
     `resolve` (a cluster's record and provider by name) and `connector` (how machines are reached) are the seams
@@ -137,61 +137,32 @@ class ClusterLauncher:
             remote.release_thread = threading.Thread(target=remote.release_machine, args=(False,), daemon=True)
             remote.release_thread.start()
 
-    # -- the object store (aws: the cluster's bucket, through presigned URLs) -------------------------
-    def _bucket(self, work_name: str) -> tuple[Any, str]:
+    # -- the object store (where the work's cluster has one: files between works through presigned URLs) ----
+    def object_store(self, cluster: Cluster, provider: Provider) -> Optional[ObjectStore]:
+        """The cluster's store for this run, asked of its provider each time (its credentials may rotate)."""
+        return provider.object_store(cluster, self.run_id)
+
+    def _store(self, work_name: str) -> ObjectStore:
         with self.lock:
             remote = self.remotes.get(work_name)
-        cluster = remote.cluster if remote is not None and remote.cluster is not None else \
-            self._cluster(self.default)[0]
-        bucket = cluster.settings.get("outputs", {}).get("bucket")
-        if not bucket:
-            raise InfrastructureError(f"cluster {cluster.name} has no bucket")
-        from .aws.provider import AWSProvider
-
-        provider = self._cluster(cluster.name)[1]
-        assert isinstance(provider, AWSProvider)
-        return provider.session(cluster).client("s3"), bucket
-
-    def _object_key(self, key: str) -> str:
-        if key.startswith("artifacts/"):
-            return f"runs/{self.run_id}/{key}"
-        if key.startswith("drives/"):
-            return key
-        raise InfrastructureError(f"no such object: {key}")
+        name = remote.cluster.name if remote is not None and remote.cluster is not None else self.default
+        cluster, provider = self._cluster(name)
+        found = self.object_store(cluster, provider)
+        if found is None:
+            raise InfrastructureError(f"cluster {cluster.name} has no object store")
+        return found
 
     def presign(self, work_name: str, op: str, key: str) -> str:
-        """A URL valid for 15 minutes to put or get exactly one object (machines hold no AWS credentials)."""
-        s3, bucket = self._bucket(work_name)
-        method = {"put": "put_object", "get": "get_object"}.get(op)
-        if method is None:
-            raise InfrastructureError(f"no such operation: {op}")
-        return str(s3.generate_presigned_url(method, Params={"Bucket": bucket, "Key": self._object_key(key)},
-                                             ExpiresIn=900))
+        """A URL valid for a few minutes to put or get exactly one object (machines hold no cloud credentials)."""
+        return self._store(work_name).presign(op, key)
 
     def store_list(self, work_name: str, prefix: str) -> list[str]:
         """The keys, as works name them ("drives/NAME/..."), of the objects that start with `prefix`."""
-        s3, bucket = self._bucket(work_name)
-        physical = self._object_key(prefix)
-        root = physical[:len(physical) - len(prefix)]  # what _object_key puts before a key ("runs/RUN/" or "")
-        keys = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=physical):
-            keys += [o["Key"][len(root):] for o in page.get("Contents", [])]
-        return keys
+        return self._store(work_name).list(prefix)
 
     def store_delete(self, work_name: str, key: str) -> bool:
-        """Delete one object; False if there is none (S3's DeleteObject succeeds either way: asked first)."""
-        import botocore.exceptions
-
-        s3, bucket = self._bucket(work_name)
-        name = self._object_key(key)
-        try:
-            s3.head_object(Bucket=bucket, Key=name)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        s3.delete_object(Bucket=bucket, Key=name)
-        return True
+        """Delete one object; False if there is none."""
+        return self._store(work_name).delete(key)
 
     def machine_report(self) -> dict[str, dict[str, Any]]:
         """Per work: instance type, machine seconds and cost (for the run summary)."""
@@ -240,6 +211,16 @@ class ClusterLauncher:
         """Machines this run started that are not known to be stopped or terminated."""
         with self.lock:
             return sorted(self.up)
+
+    def leftovers(self) -> list[str]:
+        """Per cluster with machines still up: their ids and how its provider says to remove them."""
+        with self.lock:
+            left = [(cluster, provider, mid) for mid, (cluster, provider, _) in sorted(self.up.items())]
+        by_cluster: dict[str, tuple[Cluster, Provider, list[str]]] = {}
+        for cluster, provider, mid in left:
+            by_cluster.setdefault(cluster.name, (cluster, provider, []))[2].append(mid)
+        return [f"still up: {' '.join(ids)}. {provider.leftover_hint(cluster, ids)}"
+                for cluster, provider, ids in by_cluster.values()]
 
     # -- what each work's thread tells the launcher -----------------------------------------------
     def made_machine(self, cluster: Cluster, provider: Provider, lease: Lease) -> None:

@@ -287,8 +287,9 @@ class RemoteAgent(threading.Thread):
 
     def _start(self, ssh: Connection, lease: Lease) -> None:
         assert self.cluster is not None and self.provider is not None
-        started = start_agent(ssh, self.launcher, self.spec, self.cluster, lease,
-                              self.provider.poweroff_command(self.cluster, lease.machine), self.progress,
+        poweroff = self.provider.poweroff_command(self.cluster, lease.machine)
+        has_store = self.launcher.object_store(self.cluster, self.provider) is not None
+        started = start_agent(ssh, self.launcher, self.spec, lease, poweroff, has_store, self.progress,
                               self.check_cancel)
         self.agent_pid, self.socket_path = started.pid, started.socket_path
         self.attach_command = started.attach_command

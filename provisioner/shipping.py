@@ -12,7 +12,7 @@ from lit.runtime.errors import InfrastructureError
 from lit.runtime.transport import AgentSpec, Placement, short_name
 
 from . import hostscript
-from .base import Cluster, Lease, Progress
+from .base import Lease, Progress
 from .connector import Connection
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ class Started:
     placement: Placement
 
 
-def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, cluster: Cluster, lease: Lease,
-                poweroff: Optional[list[str]], progress: Progress, check_cancel: Callable[[], None]) -> Started:
+def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, lease: Lease,
+                poweroff: Optional[list[str]], has_object_store: bool, progress: Progress,
+                check_cancel: Callable[[], None]) -> Started:
     """Ship the bundle unless the host has it, make the venv, start the agent; its Placement for the works."""
     machine = lease.machine
     bundle = launcher.bundle
@@ -90,16 +91,16 @@ def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, clu
         machine.internal_address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}",
         machine.target,
         {"leases": leases, "poweroff": poweroff,
-         "storage": storage(cluster, run_root),
+         "storage": storage(has_object_store, run_root),
          "bind_host": "0.0.0.0"},  # a work's server on its own machine serves the other works
     )
     return Started(int(words[1]), socket_path, attach_command, placement)
 
 
-def storage(cluster: Cluster, run_root: str) -> dict[str, str]:
+def storage(has_object_store: bool, run_root: str) -> dict[str, str]:
     """Files between works: through an object store with presigned URLs where the cluster has one (aws),
     otherwise streamed through lit's own connections."""
-    kind = "urls" if cluster.settings.get("outputs", {}).get("bucket") else "relay"
+    kind = "urls" if has_object_store else "relay"
     return {"kind": kind, "cache": f"{run_root}/artifacts"}
 
 

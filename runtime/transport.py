@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from .compute import CloudCompute
+from .errors import InfrastructureError
 
 
 class Transport(Protocol):
@@ -68,22 +69,59 @@ class Launched:
     placement: Callable[[], Placement]
 
 
-class Launcher(Protocol):
-    """Starts agents. The local launcher spawns processes; providers start them on machines."""
+class Launcher:
+    """Starts agents. The local launcher spawns processes; providers start them on machines (ClusterLauncher).
 
-    def launch(self, spec: AgentSpec, app_file: Path) -> Launched: ...
+    Optional capabilities have defaults here, so the orchestrator asks every launcher the same way."""
+
+    def launch(self, spec: AgentSpec, app_file: Path) -> Launched:
+        raise NotImplementedError
 
     def release(self, work_name: str, final: bool) -> None:
         """The work ended (final=False: it may be called again) or the app ended (final=True)."""
-        ...
+        return None
 
     def ending(self, progress: Callable[[str, str], None]) -> None:
         """The loop no longer reads the works' streams: machine progress (work, step) goes to `progress`."""
-        ...
+        return None
 
     def close(self, hurry: Optional[Callable[[], bool]] = None) -> None:
         """The app ended, every work released: remove what is left; stop waiting once hurry() is true."""
-        ...
+        return None
+
+    def idle(self, work_name: str) -> Optional[float]:
+        """Seconds after the work's last call before its machine is released; None: it stays up."""
+        return None
+
+    def machine_report(self) -> dict[str, dict[str, Any]]:
+        """Per work: the machine it ran on, its seconds and cost (for the run summary); {}: none to report."""
+        return {}
+
+    # -- the object store: files between works through presigned URLs, where the launcher has one --------
+    def presign(self, work_name: str, op: str, key: str) -> str:
+        """A URL to "put" or "get" exactly one object (`key` as works name it: "artifacts/...", "drives/...")."""
+        raise InfrastructureError(NO_OBJECT_STORE)
+
+    def store_list(self, work_name: str, prefix: str) -> list[str]:
+        """The keys that start with `prefix`."""
+        raise InfrastructureError(NO_OBJECT_STORE)
+
+    def store_delete(self, work_name: str, key: str) -> bool:
+        """Delete one object; False if there was none."""
+        raise InfrastructureError(NO_OBJECT_STORE)
+
+    # -- after the run ----------------------------------------------------------------------------------
+    def still_up(self) -> list[str]:
+        """Machines this run started that are not known to be stopped or removed."""
+        return []
+
+    def leftovers(self) -> list[str]:
+        """What to tell the user about machines still up after the run, one line each (their ids, how to
+        remove them); [] when nothing is left."""
+        return []
+
+
+NO_OBJECT_STORE = "this launcher has no object store"
 
 
 class ProcessTransport:
@@ -259,7 +297,7 @@ class ForkedTransport(StreamSocket):
         return None
 
 
-class LocalLauncher:
+class LocalLauncher(Launcher):
     """Each work in its own OS process on this machine, in its own working directory for the run.
 
     Agents are forked by a fork server that has imported lit once (LIT_FORKSERVER=0: a fresh interpreter per
@@ -295,11 +333,8 @@ class LocalLauncher:
             )
         return Launched(ProcessTransport(proc), lambda: placement)
 
-    def release(self, work_name: str, final: bool) -> None:
-        return None
-
-    def ending(self, progress: Callable[[str, str], None]) -> None:
-        return None  # local works have no machines to report on
+    # release, ending, idle, machine_report: the base's defaults (local works have no machines to report on);
+    # no object store: files between works are hard links under the lit home.
 
     def close(self, hurry: Optional[Callable[[], bool]] = None) -> None:
         if self.forkserver is not None:

@@ -432,8 +432,7 @@ class Orchestrator:
             self._fail_app(f"{short_name(handle.name)} failed: {message}", handle.name, frame.get("traceback"))
             return
         if not handle.inflight:
-            idle = getattr(self.launcher, "idle", None)
-            delay = idle(handle.name) if idle is not None else None
+            delay = self.launcher.idle(handle.name)
             if delay is not None:
                 handle.idle_deadline = time.monotonic() + delay
                 if delay <= 0:
@@ -727,8 +726,7 @@ class Orchestrator:
             return False
 
     def summary(self) -> list[WorkSummary]:
-        report = getattr(self.launcher, "machine_report", None)
-        machines: dict[str, dict[str, Any]] = report() if report is not None else {}
+        machines = self.launcher.machine_report()
         out = []
         for handle in sorted(self.handles.values(), key=lambda h: h.name):
             work = handle.work

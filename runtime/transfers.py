@@ -148,8 +148,8 @@ class Transfers:
 
     def _drive_list(self, handle: WorkHandle, frame: Frame) -> None:
         prefix = str(frame.get("prefix", ""))
-        store_list = getattr(self.orchestrator.launcher, "store_list", None)
-        if store_list is not None and handle.placement is not None and \
+        store_list = self.orchestrator.launcher.store_list
+        if handle.placement is not None and \
                 (handle.placement().extra_init.get("storage") or {}).get("kind") == "urls":
             drive = f"drives/{frame.get('drive', '')}/"
             try:
@@ -162,8 +162,8 @@ class Transfers:
         self._reply(handle, frame, items=drive_keys(self.drives / str(frame.get("drive", "")), prefix))
 
     def _drive_delete(self, handle: WorkHandle, frame: Frame) -> None:
-        store_delete = getattr(self.orchestrator.launcher, "store_delete", None)
-        if store_delete is not None and handle.placement is not None and \
+        store_delete = self.orchestrator.launcher.store_delete
+        if handle.placement is not None and \
                 (handle.placement().extra_init.get("storage") or {}).get("kind") == "urls":
             try:
                 ok = store_delete(handle.name, f"drives/{frame.get('drive', '')}/{frame.get('key', '')}")
@@ -180,10 +180,7 @@ class Transfers:
         self._reply(handle, frame, ok=ok)
 
     def _presign(self, handle: WorkHandle, frame: Frame) -> None:
-        presign = getattr(self.orchestrator.launcher, "presign", None)
-        if presign is None:
-            self._reply(handle, frame, error="this launcher has no object store")
-            return
+        presign = self.orchestrator.launcher.presign  # without an object store it raises: the reply says why
         try:
             url = presign(handle.name, str(frame.get("op")), str(frame.get("key")))
         except Exception as exc:  # reported to the work, which fails with it

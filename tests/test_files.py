@@ -252,7 +252,7 @@ def test_bed_200_mb_through_the_orchestrator_with_bounded_memory(tb: Any, bed: T
 
 
 CUT_MB = 150
-ATTACH_PROCESS = "import os, selectors, socket"  # lit's relay to a detached agent (provisioner/launcher.py ATTACH)
+ATTACH_PROCESS = "lit/runtime/host/attach.py"  # lit's relay to a detached agent (run by path from the bundle)
 
 
 def _cut_relay_and_finish(proc: subprocess.Popen[str], host: Any) -> tuple[str, str]:

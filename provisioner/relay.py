@@ -1,9 +1,9 @@
 """Relaying the protocol between the orchestrator's socket and an SSH channel to a work's agent.
 
-The relay passes lines through without parsing them (frames can be megabytes of file data); it only looks for
-the hello (until the orchestrator has answered the agent's hello, what it sends is replayed later, so it is
-dropped) and the bye (the agent ended as asked). A dropped or silent connection is reconnected with backoff until
-the orphan timeout since the agent was last heard from."""
+The relay passes lines through without parsing them (frames can be megabytes of file data); it only reads each
+line's type (protocol.frame_type_of, no JSON parsing) to see the hello (until the orchestrator has answered the
+agent's hello, what it sends is replayed later, so it is dropped) and the bye (the agent ended as asked). A dropped
+or silent connection is reconnected with backoff until the orphan timeout since the agent was last heard from."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import time
 from typing import TYPE_CHECKING, Optional
 
 from lit.runtime.errors import InfrastructureError, LitError
+from lit.runtime.protocol import FrameType, frame_type_of
 from lit.runtime.transport import StreamSocket
 
 from .base import AgentGone, HostKeyChanged, Unreachable
 from .connector import Channel
+from .retry import retry
 
 if TYPE_CHECKING:
     from .remote import RemoteAgent
@@ -67,26 +69,32 @@ class Relay:
         assert remote.lease is not None
         target = remote.lease.machine.target
         remote.progress(f"lost contact with {target} ({reason}); reconnecting")
-        delay = 0.2
-        while True:
+
+        def attempt() -> Channel:
             remote.drop_connection()
-            try:
-                channel = remote.open_channel()
-                remote.progress(f"reconnected to {target}")
-                return channel
-            except HostKeyChanged:
-                raise
-            except InfrastructureError as exc:
-                silent = time.monotonic() - since
-                if silent > remote.orphan_timeout:
-                    raise Unreachable(f"{target} unreachable for {silent:.0f} s (orphan timeout "
-                                      f"{remote.orphan_timeout:.0f} s): {exc}") from None
-            end = time.monotonic() + delay
-            while time.monotonic() < end:  # keep draining the orchestrator's side: it is replayed later
-                readable, _, _ = select.select([self.sock], [], [], max(0.0, end - time.monotonic()))
-                if readable and not self.sock.recv(262144):
-                    raise Cancelled("the app ended")
-            delay = min(delay * 2, 5.0)
+            return remote.open_channel()
+
+        def retried(exc: BaseException) -> bool:  # a changed host key is never waited out
+            return isinstance(exc, InfrastructureError) and not isinstance(exc, HostKeyChanged)
+
+        try:
+            channel = retry(attempt, retry_if=retried, deadline=since + remote.orphan_timeout, sleep=self._drain)
+        except HostKeyChanged:
+            raise
+        except InfrastructureError as exc:
+            silent = time.monotonic() - since
+            raise Unreachable(f"{target} unreachable for {silent:.0f} s (orphan timeout "
+                              f"{remote.orphan_timeout:.0f} s): {exc}") from None
+        remote.progress(f"reconnected to {target}")
+        return channel
+
+    def _drain(self, seconds: float) -> None:
+        """Wait, reading the orchestrator's side meanwhile (it is replayed later); Cancelled once it has ended."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            readable, _, _ = select.select([self.sock], [], [], max(0.0, end - time.monotonic()))
+            if readable and not self.sock.recv(262144):
+                raise Cancelled("the app ended")
 
     def run(self) -> None:
         remote = self.remote
@@ -116,7 +124,7 @@ class Relay:
                     *lines, rest = to_agent.split(b"\n")
                     to_agent = bytearray(rest)
                     for line in lines:
-                        if not synced and b'"t":"hello"' in line:
+                        if not synced and frame_type_of(line) == FrameType.HELLO:
                             synced = True
                         if synced:
                             try:
@@ -134,7 +142,7 @@ class Relay:
                     *lines, rest = from_agent.split(b"\n")
                     from_agent = bytearray(rest)
                     for line in lines:
-                        if b'"t":"bye"' in line:
+                        if frame_type_of(line) == FrameType.BYE:
                             remote.saw_bye = True
                         try:
                             self.sock.sendall(line + b"\n")

@@ -5,7 +5,6 @@ own fields are its own."""
 
 from __future__ import annotations
 
-import json
 import select
 import shlex
 import socket
@@ -15,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from lit.runtime.errors import InfrastructureError, LitError
+from lit.runtime.protocol import FrameType, encode_control_frame
 from lit.runtime.transport import AgentSpec, Placement, short_name
 
 from . import store
 from .base import Cluster, HostKeyChanged, Lease, Machine, Provider, Unreachable
 from .connector import Channel, Connection
 from .relay import Cancelled, Relay
+from .retry import retry
 from .shipping import start_agent
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class RemoteAgent(threading.Thread):
         if direct is not None:  # the app is ending: the orchestrator no longer reads this stream
             direct(short_name(self.spec.work_name), step)
             return
-        line = json.dumps({"t": "progress", "step": step}).encode() + b"\n"
+        line = encode_control_frame(FrameType.PROGRESS, step=step)
         try:
             self.sock.sendall(line)
         except OSError:
@@ -270,20 +271,20 @@ class RemoteAgent(threading.Thread):
     def _first_contact(self, cluster: Cluster, machine: Machine, deadline: float) -> Connection:
         """A booting instance: until its sshd answers with the pinned key. A wrong key is never accepted; while
         the machine boots (or its address still leads to its predecessor) lit waits, then names the error."""
-        while True:
+        def attempt() -> Connection:
             self.check_cancel()  # each attempt is short (refused or unreachable at once): Ctrl-C is not held up
-            try:
-                return self.connector.connect(machine, cluster.key_path, self._known_hosts(),
-                                              keepalive=self.heartbeat)
-            except InfrastructureError as exc:
-                if time.monotonic() > deadline:
-                    cidr = cluster.settings.get("ssh_cidr")
-                    if isinstance(exc, Unreachable) and cidr:
-                        raise Unreachable(f"{exc}. SSH to cluster {cluster.name}'s machines is allowed from {cidr} "
-                                          "only: if your public address has changed since, run `lit update "
-                                          f"cluster {cluster.name}`") from None
-                    raise
-                time.sleep(0.2)
+            return self.connector.connect(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
+
+        try:  # every 0.2 s: a booting machine's sshd answers the moment it starts
+            return retry(attempt, retry_if=(InfrastructureError,), deadline=deadline, first_delay=0.2, max_delay=0.2,
+                         factor=1.0)
+        except Unreachable as exc:  # the deadline passed (Unreachable is waited out until then)
+            cidr = cluster.settings.get("ssh_cidr")
+            if cidr:
+                raise Unreachable(f"{exc}. SSH to cluster {cluster.name}'s machines is allowed from {cidr} "
+                                  "only: if your public address has changed since, run `lit update "
+                                  f"cluster {cluster.name}`") from None
+            raise
 
     def _start(self, ssh: Connection, lease: Lease) -> None:
         assert self.cluster is not None and self.provider is not None

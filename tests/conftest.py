@@ -2,6 +2,9 @@
 
 Test apps live in tests/apps/. They read parameters from env vars passed with `--env K=V` and write
 observations (JSON lines, see tests/apps/litobs.py) to the file named by $LIT_TEST_OBS.
+
+The markers (pyproject.toml) are set here from the fixtures a test uses, see pytest_collection_modifyitems:
+`pytest -m "not e2e"` is the fast layer, which runs in seconds without root.
 """
 
 from __future__ import annotations
@@ -228,3 +231,30 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         for runner, _ in cache.values():
             runner.cleanup()
+
+
+# -- markers ----------------------------------------------------------------------------------------
+# A fixture whose body brings up the SSH test bed or the fake cloud (both need root: namespaces, bridges, mounts).
+_TEST_BED_CALLS = frozenset({"testbed_fixture", "fakecloud_fixture"})
+# This file's fixtures that start `lit run` (and so the works' agents) as a subprocess.
+_LIT_RUN_FIXTURES = frozenset({"lit", "shared_run"})
+
+
+def _brings_up_a_test_bed(func: Any) -> bool:
+    """Whether a fixture function calls testbed_fixture/fakecloud_fixture (imported at module level or inside)."""
+    code = getattr(func, "__code__", None)
+    return code is not None and bool(_TEST_BED_CALLS & {*code.co_names, *code.co_varnames})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tag each test from the fixtures it uses: the test bed or the fake cloud make it `e2e` and `root`, a `lit run`
+    subprocess makes it `e2e`. A test that needs root is never in the fast layer: `root` implies `e2e`."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for ds in (info.name2fixturedefs.values() if info else ()) for d in ds]
+        if any(_brings_up_a_test_bed(d.func) for d in defs):
+            item.add_marker(pytest.mark.root)
+            item.add_marker(pytest.mark.e2e)
+        elif item.get_closest_marker("root") or any(
+                d.argname in _LIT_RUN_FIXTURES and getattr(d.func, "__module__", None) == __name__ for d in defs):
+            item.add_marker(pytest.mark.e2e)

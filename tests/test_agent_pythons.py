@@ -23,6 +23,9 @@ from lit.provisioner.shipping import EXTRACT
 from lit.runtime.loader import load_app
 from lit.runtime.orchestrator import Orchestrator
 from lit.runtime.transport import LocalLauncher
+from tests.support import require
+
+pytestmark = pytest.mark.e2e  # agents on other interpreters
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -63,8 +66,8 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_other_pythons_are_found_here() -> None:
-    if not PYTHONS:
-        pytest.skip("no Python 3.9+ besides this one on this machine (pyenv's versions or python3.N on PATH)")
+    require(None if PYTHONS else "no Python 3.9+ besides this one on this machine (pyenv's versions or python3.N on "
+            "PATH)", "the agent on other Pythons")
     assert all(os.access(p, os.X_OK) for p in PYTHONS)
 
 

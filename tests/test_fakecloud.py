@@ -253,6 +253,7 @@ def test_destroy_removes_all_but_the_bucket(outputs: dict[str, Any], engine: Mot
     engine.destroy(STACK, config, events.append)  # nothing recorded: nothing to do
 
 
+@pytest.mark.root  # the bridge and its routes, from a test of its own (no fixture tells)
 def test_command_line_up_status_down(tmp_path: Path) -> None:
     need_fakecloud()
     env = {**os.environ, "LIT_FAKECLOUD_DIR": str(tmp_path / "cloud"), "PYTHONPATH": str(REPO)}

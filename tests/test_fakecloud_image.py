@@ -46,6 +46,7 @@ def test_the_cache_is_keyed_by_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert not set(image.PACKAGES) & set(image.NOT_IN_THE_IMAGE)
 
 
+@pytest.mark.e2e  # reads the image that .ci/run builds before the full suite
 def test_the_built_image_is_a_stock_cloud_image() -> None:
     require(image.missing_reason(), "the fake cloud's image")
     root = image.image_path()
@@ -66,10 +67,10 @@ def test_the_built_image_is_a_stock_cloud_image() -> None:
         assert "stops nothing" in (root / path.lstrip("/")).read_text()
 
 
+@pytest.mark.root
 def test_a_build_is_atomic_and_two_builds_do_not_race(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """With a stand-in debootstrap: two builds at once run it once; a failed one leaves nothing behind."""
-    if os.geteuid() != 0:
-        pytest.skip("building the image needs root")
+    require(None if os.geteuid() == 0 else "building the image needs root", "the image build")
     bin_dir, runs = tmp_path / "bin", tmp_path / "runs"
     bin_dir.mkdir()
     fake = bin_dir / "debootstrap"

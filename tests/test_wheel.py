@@ -25,6 +25,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
+@pytest.mark.e2e  # the wheel fixture runs pip wheel, which builds in the checkout
 def test_wheel_puts_nothing_generic_in_site_packages(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names}
@@ -51,6 +52,7 @@ def source_modules() -> set[str]:
     return out
 
 
+@pytest.mark.e2e
 def test_the_wheel_holds_every_module_of_the_source_tree(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = source_modules()
@@ -100,6 +102,7 @@ def test_the_bundle_holds_every_module_hosts_import(tmp_path: Path) -> None:
     assert str(tmp_path / "unpacked") in result.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(600)
 def test_wheel_in_a_clean_venv_runs_the_hello_app(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
@@ -128,6 +131,7 @@ def wheel_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return env_dir
 
 
+@pytest.mark.root  # the fake cloud and the SSH test bed, brought up inside the test
 @pytest.mark.timeout(1500)
 def test_the_wheel_runs_the_seed_app_in_the_fake_cloud_and_on_the_ssh_test_bed(wheel_venv: Path,
                                                                               tmp_path: Path) -> None:

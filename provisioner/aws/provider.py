@@ -23,6 +23,7 @@ from .. import store
 from ..base import Cluster, Created, Lease, Listing, Machine, ObjectStore, Options, Progress, Provider
 from ..hostscript import source
 from ..retry import retry
+from ..sshconn import key_from_line, known_hosts_line, public_key
 from . import catalog
 from . import cluster as clusters
 from .cloudinit import new_host_key, user_data
@@ -259,7 +260,9 @@ class AWSProvider(Provider):
                 f"--service-code ec2 --quota-code {itype.quota_code} --desired-value {itype.vcpus}`")
 
     def _pin(self, cluster: Cluster, instance_id: str, host_public: str) -> None:
-        store.write_private(self.known_hosts(cluster, instance_id), f"# {instance_id}\n{host_public}\n")
+        """Pin the host key lit made for a new instance, under its id until it has an address."""
+        line = known_hosts_line(Machine(instance_id, instance_id, ""), public_key(host_public))
+        store.write_private(self.known_hosts(cluster, instance_id), f"# {instance_id}\n{line}\n")
 
     def known_hosts(self, cluster: Cluster, instance_id: str) -> Path:
         return store.cluster_dir(cluster.name) / "hosts" / f"{instance_id}.known_hosts"
@@ -276,8 +279,8 @@ class AWSProvider(Provider):
         # known_hosts entries name the address: rewrite the pinned key under the address the instance got.
         path = self.known_hosts(cluster, instance_id)
         key_line = [line for line in path.read_text().splitlines() if line and not line.startswith("#")][-1]
-        parts = key_line.split()
-        store.write_private(path, f"{address} {parts[-2]} {parts[-1]}\n")
+        pinned = key_from_line(key_line)
+        store.write_private(path, known_hosts_line(Machine(instance_id, address, ""), pinned) + "\n")
         if instance.get("PublicIpAddress"):
             progress(f"running: {instance_id} ({itype_name}) at {address} (private {internal})")
         else:
@@ -305,8 +308,7 @@ class AWSProvider(Provider):
         script = source("lit.provisioner.aws.host.replace_host_key") + f"\nmain({private!r}, {public!r})\n".encode()
         ssh.check(prefix, "replacing the host key", stdin=script)
         assert lease.known_hosts is not None
-        parts = public.split()
-        store.write_private(Path(lease.known_hosts), f"{lease.machine.address} {parts[0]} {parts[1]}\n")
+        store.write_private(Path(lease.known_hosts), known_hosts_line(lease.machine, public_key(public)) + "\n")
         return lease
 
     def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:

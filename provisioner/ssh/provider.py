@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ from lit.runtime.errors import BadInput, InfrastructureError
 from .. import store
 from ..base import Cluster, Created, Lease, Machine, Options, Progress, Provider, check_cluster_name
 from ..hostscript import source
-from ..sshconn import SSH, fingerprint, host_entry, load_private_key, scan_host_key
+from ..sshconn import SSH, fingerprint, host_entry, known_hosts_line, load_private_key, pinned_key, scan_host_key
 
 MIN_PYTHON = (3, 9)
 DEFAULT_KEY = "~/.ssh/id_ed25519"
@@ -88,10 +87,12 @@ class SSHProvider(Provider):
         def probe(machine: Machine) -> tuple[Machine, str, str]:
             progress(f"{machine.target}: connecting")
             if pinned_file is not None:
-                line = _pinned_line(machine, pinned_file)
+                host_key = pinned_key(pinned_file, machine)
+                if host_key is None:
+                    raise BadInput(f"--known-hosts {pinned_file}: no key for {host_entry(machine)}")
             else:
                 host_key = scan_host_key(machine, key)
-                line = f"{host_entry(machine)} {host_key.get_name()} {host_key.get_base64()}"
+            line = known_hosts_line(machine, host_key)
             tmp = store.clusters_dir() / f".{name}.probe-{machine.address}-{machine.port}"
             store.write_private(tmp, line + "\n")
             try:
@@ -108,10 +109,9 @@ class SSHProvider(Provider):
             found = Machine(machine.id, machine.address, machine.user, machine.port, int(facts["cpus"]),
                             int(facts["memory_mb"]), declared.get(machine.address, int(facts["gpus"])), "ready",
                             facts["python"])
-            key_obj = _key_from_line(line)
             progress(f"{machine.target}: python {'.'.join(map(str, facts['version']))}, {found.cpus} CPUs, "
                      f"{found.memory_mb} MB, {found.gpus} GPUs")
-            return found, line, f"{machine.target} {key_obj.get_name()} {fingerprint(key_obj)}"
+            return found, line, f"{machine.target} {host_key.get_name()} {fingerprint(host_key)}"
 
         with ThreadPoolExecutor(max_workers=min(16, len(machines))) as pool:
             results = list(pool.map(probe, machines))
@@ -176,21 +176,3 @@ class SSHProvider(Provider):
 
 def _last_json(out: str) -> Any:
     return json.loads(out.strip().splitlines()[-1])
-
-
-def _key_from_line(line: str) -> Any:
-    import paramiko
-
-    _, kind, data = line.split()[:3]
-    return paramiko.PKey.from_type_string(kind, base64.b64decode(data))
-
-
-def _pinned_line(machine: Machine, known_hosts: Path) -> str:
-    import paramiko
-
-    keys = paramiko.HostKeys(str(known_hosts))
-    entry = keys.lookup(host_entry(machine))
-    if not entry:
-        raise BadInput(f"--known-hosts {known_hosts}: no key for {host_entry(machine)}")
-    kind = next(iter(entry.keys()))
-    return f"{host_entry(machine)} {kind} {entry[kind].get_base64()}"

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fakecloud import FakeCloud, fakecloud_fixture, requirement
-from tests.support import require
+from tests.support import require, wait_for
 
 ROLE = "arn:aws:iam::111122223333:role/lit-byoc"
 EXTERNAL_ID = "lit-test-external-id"
@@ -163,14 +162,14 @@ def test_an_interrupted_create_runs_again_and_finishes(lit: Lit, aws: Any) -> No
                              "--role-arn", ROLE, "--external-id", EXTERNAL_ID], env=lit.env, cwd=lit.tmp,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     state = lit.home / "fakecloud-stacks" / "halfway.json"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def recorded() -> int:
         try:
-            if len(json.loads(state.read_text()).get("resources", [])) >= 4:
-                break
+            return len(json.loads(state.read_text()).get("resources", []))
         except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
+            return 0
+
+    wait_for(lambda: recorded() >= 4, 60, "the stack to record 4 resources")
     os.killpg(proc.pid, signal.SIGKILL)  # Ctrl-C at the worst moment, or a closed laptop
     proc.wait()
     assert lit.record("halfway")["state"] == "creating"

@@ -294,15 +294,12 @@ def test_ctrl_c_while_lit_waits_for_ssh_on_a_booting_instance(lit: Lit, ec2: Any
         proc = lit.start(str(APPS / "sleep_app.py"), "--cloud", "gpus", "--env", "SLEEP=60", "--env", "COMPUTE=cpu")
         wait_line(proc, "connecting to ", stream="stderr")
         [instance_id] = [i["InstanceId"] for i in instances(ec2, ("pending", "running"))]
-        time.sleep(0.5)
-        asked = time.monotonic()
+        time.sleep(0.5)  # into lit's wait for SSH, which prints nothing more until the machine answers
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        waited = time.monotonic() - asked
+        _, err = proc.communicate(timeout=40)  # well before the 60 s boot ends: lit does not wait for the machine
     finally:
         cloud.set_boot(0.0)
     assert proc.returncode == 130, err
-    assert waited < 15, f"lit waited {waited:.1f} s for a machine that was still booting"
     assert instance_id in [i["InstanceId"] for i in instances(ec2, ("terminated",))]
     assert "still up" not in err
 
@@ -313,10 +310,8 @@ def test_a_second_ctrl_c_stops_waiting_and_names_what_is_still_up(lit: Lit, ec2:
     # lit is waiting for the booting instance (each look at it takes 30 s here), and says so
     wait_line(proc, "still being prepared, to remove them; press Ctrl-C again to stop waiting", timeout=20,
               stream="stderr")
-    started = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
-    assert time.monotonic() - started < 10, err  # it stopped waiting
+    _, err = proc.communicate(timeout=20)  # it stopped waiting: each look at the instance takes 30 s
     assert proc.returncode == 130, err
     line = next(x for x in err.splitlines() if x.startswith("still up: "))
     assert instance_id in line and "lit delete cluster gpus --yes" in line

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import APPS, REPO, LitRunner, pid_alive, prefixed, table_rows
+from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,7 +45,6 @@ def test_hello_app_prints_both_lines_and_exits_0(shared_run: Any) -> None:
     out = result.stdout.splitlines()
     assert out.index(next(x for x in out if "code A" in x)) < out.index(next(x for x in out if "code B" in x))
     assert "Traceback" not in result.stderr
-    assert result.elapsed < 10
 
 
 def test_summary_table_lists_works_compute_status_calls_wall_time(shared_run: Any) -> None:
@@ -210,7 +210,6 @@ def test_parallel_calls_overlap(shared_run: Any) -> None:
     # the call returned at once: the code after it ran before the work finished
     assert lit.obs("after_a")[0]["time"] < ends["a"]
     assert lit.obs("after_a")[0]["a_stage"] != "succeeded"
-    assert result.elapsed < 10
 
 
 def test_blocking_call_runs_following_code_only_after_success(lit: LitRunner) -> None:
@@ -231,8 +230,7 @@ def test_blocking_call_runs_following_code_only_after_success(lit: LitRunner) ->
 
 def test_work_exception_ends_the_app_with_its_traceback(lit: LitRunner) -> None:
     result = lit.run("fail_app.py", env={"MODE": "raise"})
-    assert result.returncode == 1
-    assert result.elapsed < 10  # the parallel ticker sleeps 30 s: the app must not wait for it
+    assert result.returncode == 1  # within lit.run's 20 s: the parallel ticker's 30 s are not waited for
     assert f'fail_app.py", line {_line_of("fail_app.py", "RAISE-LINE")}' in result.stderr
     assert "ValueError: boom-from-work x=1" in result.stderr
     assert "boom" in next(line for line in result.stderr.splitlines() if line.startswith("error:"))
@@ -257,15 +255,13 @@ def test_quiescent_app_with_a_failed_work_exits_1(shared_run: Any) -> None:
     assert result.returncode == 1
     assert "boom" in next(line for line in result.stderr.splitlines() if line.startswith("error:"))
     assert len(lit.obs("boom_run")) == 1
-    assert result.elapsed < 10
 
 
 def test_killed_work_process_is_a_failure(lit: LitRunner) -> None:
     result = lit.run("fail_app.py", env={"MODE": "kill"})
     assert result.returncode == 1
     error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
-    assert "boom" in error and "SIGKILL" in error
-    assert result.elapsed < 10
+    assert "boom" in error and "SIGKILL" in error  # within lit.run's 20 s, not after the ticker's 30 s
 
 
 def test_killed_work_without_raise_is_seen_by_the_flow(lit: LitRunner) -> None:
@@ -340,6 +336,23 @@ def test_schedule_aliases_are_accepted(lit: LitRunner, pattern: str) -> None:
 # -- Ctrl-C and SIGTERM ------------------------------------------------------------------------------
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time `pid` has used (user and system, /proc/PID/stat), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime, fields 14 and 15
+
+
+def _wait_in_re_match(pid: int) -> None:
+    """Until the work, which reported its pid right before its re.match, has spent 0.2 s of CPU more in it."""
+    before = _cpu_seconds(pid)
+    wait_for(lambda: _cpu_seconds(pid) >= before + 0.2, 10, "the work to be in re.match")
+
+
 def _wait_gone(pids: set[int], timeout: float = 5.0) -> set[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -379,7 +392,7 @@ def test_ctrl_c_ends_the_children_of_a_busy_work(lit: LitRunner) -> None:
     proc = lit.start("signal_app.py", env={"MODE": "hog"})
     records = lit.wait_for("pids")
     pids = {records[0]["work_pid"], records[0]["child_pid"]}
-    time.sleep(0.2)  # the work is in re.match now
+    _wait_in_re_match(records[0]["work_pid"])
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(10) == 130
     assert _wait_gone(pids, timeout=1.5) == set(), "processes of the run survived lit"
@@ -389,7 +402,7 @@ def test_second_ctrl_c_during_shutdown_still_ends_everything(lit: LitRunner) -> 
     proc = lit.start("signal_app.py", env={"MODE": "hog"})
     records = lit.wait_for("pids")
     pids = {records[0]["work_pid"], records[0]["child_pid"]}
-    time.sleep(0.2)
+    _wait_in_re_match(records[0]["work_pid"])
     os.kill(proc.pid, signal.SIGINT)
     time.sleep(0.3)  # lit is now waiting for the busy agent to end
     os.kill(proc.pid, signal.SIGINT)

@@ -81,7 +81,6 @@ def instance(cloud: FakeCloud, ec2: Any, subnet: str, keys: dict[str, Any]) -> d
     elapsed = time.monotonic() - t0
     print(f"instance {made['InstanceId']} at {made['PrivateIpAddress']}: SSH answers {elapsed:.2f}s after "
           f"run_instances; cloud-init's stages took {boot_times(host.dir)}")
-    assert elapsed < 30  # a boot with cloud-init's four stages: ~2 s on an idle machine
     known_hosts = keys["dir"] / "known_hosts"
     known_hosts.write_text(f"{made['PrivateIpAddress']} {keys['host_public']}\n")
     return {"id": made["InstanceId"], "ip": made["PrivateIpAddress"], "host": host, "known_hosts": known_hosts}

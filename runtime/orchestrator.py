@@ -1,4 +1,5 @@
-"""The loop: runs the root flow whenever something changed, and talks to one agent per work.
+"""The loop: runs the root flow whenever something changed, and talks to one agent per work (the frames it gets
+are agent_streams.py's; how a run ends, ending.py's; what it keeps per work, records.py's).
 
 Single-threaded and event-driven: it waits in select() on the agents' streams, a signal pipe and the next
 timer (a schedule or a heartbeat), and calls root.run() only after an event changed something.
@@ -8,127 +9,31 @@ from __future__ import annotations
 
 import os
 import selectors
-import signal
-import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Optional, Protocol
+from typing import Any, Optional
 
 from . import codec, context
+from .agent_streams import AgentStreams
 from .app import LightningApp
 from .component import Component
-from .errors import AppFailed, ExitCode, LitError, ProtocolError, StateError
-from .protocol import PROTOCOL_VERSION, Frame, FrameType, Peer, check_hello
+from .ending import Ending
+from .errors import AppFailed, ExitCode, LitError, StateError
+from .protocol import Peer
+from .records import CallRecord, NullReporter, Outcome, Reporter, WorkHandle, WorkSummary
 from .schedule import Schedule
 from .status import FINAL_STAGES, WorkStageStatus, WorkStatus
-from .transport import AgentSpec, Launcher, LocalLauncher, Placement, Transport, free_port, short_name
+from .transfers import Transfers
+from .transport import AgentSpec, Launcher, LocalLauncher, free_port, short_name
 from .work import LightningWork
 
 HEARTBEAT_SECONDS = 10.0
 ORPHAN_TIMEOUT_SECONDS = 120.0
 STOP_GRACE_SECONDS = 5.0
-SHUTDOWN_GRACE_SECONDS = 3.0
 
 
-class Reporter(Protocol):
-    """What the loop tells the outside world. The CLI prints; tests collect."""
-
-    def log(self, work: str, stream: str, line: str) -> None: ...
-
-    def status(self, work: str, status: WorkStatus) -> None: ...
-
-    def progress(self, work: str, step: str) -> None:
-        """A step in preparing the work's machine (connecting, shipping code, agent up)."""
-        ...
-
-
-class NullReporter:
-    def progress(self, work: str, step: str) -> None:
-        return None
-
-    def log(self, work: str, stream: str, line: str) -> None:
-        return None
-
-    def status(self, work: str, status: WorkStatus) -> None:
-        return None
-
-
-@dataclass
-class CallRecord:
-    id: int
-    key: str
-    stage: str = WorkStageStatus.PENDING
-    started: Optional[float] = None
-    ended: Optional[float] = None
-    consumed: bool = False
-
-
-@dataclass
-class WorkSummary:
-    name: str
-    compute: str
-    stage: str
-    calls: int
-    wall_time: float
-    message: Optional[str] = None
-    instance_type: str = ""
-    machine_seconds: float = 0.0
-    cost: float = 0.0
-    finished_at: float = 0.0  # wall time of the last final status
-    machine_stops: list[list[float]] = field(default_factory=list)  # [asked, accepted] per machine stop
-
-
-@dataclass
-class Outcome:
-    exit_code: int
-    message: str = ""
-    failed_work: Optional[str] = None
-    traceback: Optional[str] = None
-    works: list[WorkSummary] = field(default_factory=list)
-    interrupted: bool = False
-
-
-class WorkHandle:
-    """The orchestrator's side of one work: its agent's stream, its calls, what its process knows."""
-
-    def __init__(self, work: LightningWork) -> None:
-        self.work = work
-        self.peer = Peer()
-        self.transport: Optional[Transport] = None
-        self.connected = False
-        self.ready = False
-        self.stopping = False
-        self.remote_state: dict[str, str] = {}  # attribute -> canonical JSON the work's process has
-        self.calls: dict[str, CallRecord] = {}
-        self.by_id: dict[int, CallRecord] = {}
-        self.inflight: list[CallRecord] = []
-        self.finished_calls = 0
-        self.wall_time = 0.0
-        self.log_file: Optional[IO[str]] = None
-        self.stop_deadline: Optional[float] = None
-        self.last_sent = 0.0
-        self.placement: Optional[Callable[[], Placement]] = None
-        self.init_seq: Optional[int] = None
-        self.idle_deadline: Optional[float] = None  # when its machine is released if no call comes
-        self.last_final = 0.0
-        self.parked = False  # its machine was released after its last call; a new call starts it again
-
-    @property
-    def name(self) -> str:
-        return self.work.name
-
-    @property
-    def alive(self) -> bool:
-        return self.transport is not None
-
-
-# What a frame from an agent does (Orchestrator.frame_handlers).
-FrameHandler = Callable[[WorkHandle, Frame], None]
-
-
-class Orchestrator:
+class Orchestrator(AgentStreams, Ending):
     """Runs one app: the `context.Runtime` its flows, works and structures reach while `run()` runs."""
 
     def __init__(
@@ -161,8 +66,6 @@ class Orchestrator:
         self.ticks = 0
         self._signal: Optional[int] = None
         self._hurry = False
-        from .transfers import Transfers
-
         self.transfers = Transfers(self)
         self._frame_handlers = self.frame_handlers()
         self._wake_r, self._wake_w = os.pipe()
@@ -313,207 +216,6 @@ class Orchestrator:
         except OSError:
             pass  # the read side sees the end of stream and reports why
 
-    def _on_readable(self, handle: WorkHandle) -> None:
-        assert handle.transport is not None
-        try:
-            data = handle.transport.read()
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._on_eof(handle)
-            return
-        try:
-            frames = handle.peer.feed(data)
-        except ProtocolError as exc:
-            self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=ExitCode.INFRASTRUCTURE)
-            return
-        for frame in frames:
-            self._on_frame(handle, frame)
-            if self.outcome is not None:
-                return
-        if handle.peer.ack_due() and handle.connected:
-            self.write(handle, handle.peer.control(FrameType.ACK))
-
-    # -- frames in --------------------------------------------------------------------------------------
-    def frame_handlers(self) -> dict[str, FrameHandler]:
-        """What each frame type an agent (or its launcher's relay) sends does: one table, read per frame."""
-        return {
-            FrameType.HELLO: self._on_hello,
-            FrameType.READY: self._on_ready,
-            FrameType.STATE: self._on_state,
-            FrameType.STATUS: self._on_status,
-            FrameType.LOG: self._on_log,
-            FrameType.ERROR: self._on_error,
-            FrameType.PROGRESS: self._on_progress,
-            FrameType.BYE: _nothing,  # the agent ends next: the end of its stream says the rest
-            FrameType.HB: _nothing,  # its "a" was taken in by the peer already; the frame itself carries nothing
-            FrameType.ACK: _nothing,
-            **self.transfers.handlers,
-        }
-
-    def _on_frame(self, handle: WorkHandle, frame: Frame) -> None:
-        handler = self._frame_handlers.get(frame["t"])
-        if handler is not None:  # a type this lit does not know is ignored
-            handler(handle, frame)
-
-    def _on_hello(self, handle: WorkHandle, frame: Frame) -> None:
-        try:
-            check_hello(frame)
-        except ProtocolError as exc:
-            self._fail_app(f"{handle.name}: {exc}", handle.name, exit_code=ExitCode.INFRASTRUCTURE)
-            return
-        if handle.connected:  # a new connection to the same agent: what was streaming on the old one is cut
-            self.transfers.reconnected(handle)
-        handle.connected = True
-        if handle.init_seq is not None:
-            self._send_init(handle)
-        self.write(handle, handle.peer.control(FrameType.HELLO, proto=PROTOCOL_VERSION,
-                                               received=handle.peer.received_seq))
-        for data in handle.peer.replay_after(int(frame.get("received", 0))):
-            self.write(handle, data)
-
-    def _on_ready(self, handle: WorkHandle, frame: Frame) -> None:
-        handle.ready = True
-
-    def _on_progress(self, handle: WorkHandle, frame: Frame) -> None:
-        # From the launcher (placing the machine, shipping code): shown, and kept in a pending status.
-        step = str(frame.get("step", ""))
-        self.reporter.progress(short_name(handle.name), step)
-        if handle.work.is_pending or not handle.work.has_started:
-            object.__setattr__(handle.work, "_lit_status", WorkStatus.now(handle.work.status.stage, step))
-
-    def _on_error(self, handle: WorkHandle, frame: Frame) -> None:
-        message = frame.get("message", "the agent failed")
-        self._fail_app(f"{short_name(handle.name)} could not start: {message}", handle.name, frame.get("traceback"))
-
-    def _on_log(self, handle: WorkHandle, frame: Frame) -> None:
-        line = frame.get("line", "")
-        if handle.log_file is not None:
-            handle.log_file.write(line + "\n")
-        self.reporter.log(short_name(handle.name), frame.get("stream", "stdout"), line)
-
-    def _on_state(self, handle: WorkHandle, frame: Frame) -> None:
-        work = handle.work
-        for name, encoded in (frame.get("d") or {}).items():
-            text = codec.dumps(encoded)
-            before = handle.remote_state.get(name)
-            handle.remote_state[name] = text
-            if before is not None and name in work.__dict__:
-                try:
-                    visible = codec.dumps(codec.encode(work.__dict__[name]))
-                except StateError:
-                    visible = None
-                if visible != before:
-                    continue  # the flow changed it meanwhile: its value wins and goes out with the next call
-            object.__setattr__(work, name, codec.decode(encoded))
-        self.dirty = True
-
-    def _on_status(self, handle: WorkHandle, frame: Frame) -> None:
-        stage = frame.get("stage")
-        record = handle.by_id.get(frame.get("call")) if frame.get("call") is not None else None
-        now = time.time()
-        if stage == WorkStageStatus.RUNNING:
-            if record is not None:
-                record.stage, record.started = stage, now
-            self._set_status(handle, WorkStatus.now(stage))
-            return
-        if stage not in FINAL_STAGES:
-            return
-        if record is not None:
-            self._finish(handle, record, stage)
-        handle.last_final = now
-        if stage == WorkStageStatus.SUCCEEDED:
-            object.__setattr__(handle.work, "_lit_successes", handle.work.num_successes + 1)
-        message = frame.get("message")
-        self._set_status(handle, WorkStatus.now(stage, message, reason=None if stage != "failed" else "error"))
-        if stage == WorkStageStatus.FAILED and handle.work.raise_exception:
-            self._fail_app(f"{short_name(handle.name)} failed: {message}", handle.name, frame.get("traceback"))
-            return
-        if not handle.inflight:
-            delay = self.launcher.idle(handle.name)
-            if delay is not None:
-                handle.idle_deadline = time.monotonic() + delay
-                if delay <= 0:
-                    self._park(handle)
-
-    def _park(self, handle: WorkHandle) -> None:
-        """The work is done for now: end its agent and release its machine (a GPU instance is stopped at
-        once: that is money). A later call starts the machine again."""
-        handle.idle_deadline = None
-        if handle.transport is None or handle.parked:
-            return
-        handle.parked = True
-        if handle.connected:
-            self.write(handle, handle.peer.send("bye"))
-        self.launcher.release(handle.name, final=False)
-        self.reporter.progress(short_name(handle.name), "done: releasing its machine")
-
-    def _finish(self, handle: WorkHandle, record: CallRecord, stage: str) -> None:
-        record.stage = stage
-        record.ended = time.time()
-        if record.started is not None:
-            handle.wall_time += record.ended - record.started
-        if record in handle.inflight:
-            handle.inflight.remove(record)
-            handle.finished_calls += 1
-
-    def _forget_transport(self, handle: WorkHandle) -> None:
-        transport = handle.transport
-        assert transport is not None
-        try:
-            self.selector.unregister(transport.fileno())
-        except (KeyError, ValueError):
-            pass
-        transport.close()
-        handle.transport = None
-        handle.connected = handle.ready = False
-
-    def _on_eof(self, handle: WorkHandle) -> None:
-        transport = handle.transport
-        assert transport is not None
-        if handle.parked:
-            self._forget_transport(handle)
-            self.launcher.release(handle.name, final=False)  # done already, unless the agent ended first
-            return
-        self.selector.unregister(transport.fileno())
-        code = transport.wait(2.0)
-        if code is None:
-            transport.kill()
-            code = transport.wait(2.0)
-        failure = transport.failure()
-        transport.kill()  # children the work left behind in its process group
-        transport.close()
-        handle.transport = None
-        handle.connected = handle.ready = False
-        if self.outcome is not None:
-            return
-        self.launcher.release(handle.name, final=False)
-        if handle.stopping:
-            handle.stopping = False
-            handle.stop_deadline = None
-            for record in list(handle.inflight):
-                self._finish(handle, record, WorkStageStatus.STOPPED)
-            self._set_status(handle, WorkStatus.now(WorkStageStatus.STOPPED, "stopped by the flow"))
-            return
-        reason = f"its process exited with code {code}" if code is not None else "its process ended"
-        if code is not None and code < 0:
-            try:
-                reason = f"its process was killed by {signal.Signals(-code).name}"
-            except ValueError:
-                pass
-        exit_code: int = ExitCode.FAILED
-        if failure is not None:
-            reason = str(failure)
-            exit_code = getattr(failure, "exit_code", ExitCode.FAILED)
-        for record in list(handle.inflight):
-            self._finish(handle, record, WorkStageStatus.FAILED)
-        self._set_status(handle, WorkStatus.now(WorkStageStatus.FAILED, reason, reason="process died"))
-        # A failure below the work (its machine, the connection) ends the app even with raise_exception=False.
-        if handle.work.raise_exception or exit_code != ExitCode.FAILED:
-            self._fail_app(f"{short_name(handle.name)} failed: {reason}", handle.name, exit_code=exit_code)
-
     def _set_status(self, handle: WorkHandle, status: WorkStatus) -> None:
         object.__setattr__(handle.work, "_lit_status", status)
         self.reporter.status(short_name(handle.name), status)
@@ -609,122 +311,6 @@ class Orchestrator:
             return False
         return not any(handle.inflight or handle.stopping for handle in self.handles.values())
 
-    # -- signals and the end ----------------------------------------------------------------------
-    def _install_signals(self) -> dict[int, Any]:
-        previous: dict[int, Any] = {}
-        os.set_blocking(self._wake_w, False)
-        os.set_blocking(self._wake_r, False)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
-        try:
-            previous[-1] = signal.set_wakeup_fd(self._wake_w)
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, self._on_signum)
-        except ValueError:
-            pass  # not the main thread: the caller handles signals
-        return previous
-
-    def _restore_signals(self, previous: dict[int, Any]) -> None:
-        for signum, handler in previous.items():
-            if signum == -1:
-                signal.set_wakeup_fd(handler)
-            else:
-                signal.signal(signum, handler)
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
-
-    def _on_signum(self, signum: int, frame: Any) -> None:
-        if self._signal is None:
-            self._signal = signum
-            return
-        # A second signal while shutting down: stop waiting, end every work now.
-        self._hurry = True
-        for handle in self.handles.values():
-            if handle.transport is not None:
-                handle.transport.kill()
-
-    def _on_signal(self) -> None:
-        try:
-            os.read(self._wake_r, 4096)
-        except BlockingIOError:
-            pass
-        if self._signal is not None and self.outcome is None:
-            code = ExitCode.INTERRUPTED if self._signal == signal.SIGINT else ExitCode.TERMINATED
-            name = "interrupted (Ctrl-C)" if code == ExitCode.INTERRUPTED else "terminated (SIGTERM)"
-            self.outcome = Outcome(code, name, interrupted=True)
-
-    def _shutdown(self) -> None:
-        """End every agent: say bye, keep reading what they still send until their streams end (or a few
-        seconds pass), then kill what is left."""
-        self.launcher.ending(self.reporter.progress)  # "machine stopped/terminated" lines are still shown
-        live = [h for h in self.handles.values() if h.transport is not None]
-        for handle in live:
-            if handle.connected:
-                self.write(handle, handle.peer.send("bye"))
-            assert handle.transport is not None
-            handle.transport.close()
-        open_streams = {h.transport.fileno(): h for h in live if h.transport is not None}
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        while open_streams and time.monotonic() < deadline and not self._hurry:
-            for key, _ in self.selector.select(max(0.0, deadline - time.monotonic())):
-                if key.data is None:
-                    self._on_signal()
-                    continue
-                handle = key.data
-                if key.fd in open_streams and not self._drain(handle):
-                    self.selector.unregister(key.fd)
-                    del open_streams[key.fd]
-        for handle in live:
-            transport = handle.transport
-            assert transport is not None
-            if transport.wait(0.0 if handle.transport and transport.fileno() in open_streams else 1.0) is None:
-                transport.kill()
-                transport.wait(1.0)
-            transport.kill()  # whatever the work left behind in its process group
-            if transport.fileno() in open_streams:
-                try:
-                    self.selector.unregister(transport.fileno())
-                except (KeyError, ValueError):
-                    pass
-            handle.transport = None
-            if not handle.work.has_finished and handle.work.has_started:
-                stage = WorkStageStatus.STOPPED
-                object.__setattr__(handle.work, "_lit_status", WorkStatus.now(stage, "the app ended"))
-        # Every machine any work had ends with the app: those whose agents ended earlier (a GPU machine stopped
-        # after its last call) too.
-        finals = [threading.Thread(target=self.launcher.release, args=(h.name, True), daemon=True)
-                  for h in self.handles.values() if h.work.has_started]
-        for thread in finals:
-            thread.start()  # in parallel: each is a cloud API round trip
-        for thread in finals:
-            while thread.is_alive() and not self._hurry:  # a second signal stops the waiting
-                thread.join(0.1)
-        for handle in self.handles.values():
-            if handle.log_file is not None:
-                handle.log_file.close()
-                handle.log_file = None
-        self.transfers.close()
-        self.launcher.close(lambda: self._hurry)
-        self.selector.close()
-
-    def _drain(self, handle: WorkHandle) -> bool:
-        """Forward log lines from an ending agent. False once its stream has ended."""
-        transport = handle.transport
-        assert transport is not None
-        try:
-            while True:
-                data = transport.read()
-                if not data:
-                    return False
-                for frame in handle.peer.feed(data):
-                    if frame["t"] == "log":
-                        self._on_log(handle, frame)
-                    elif frame["t"] == "progress":
-                        self.reporter.progress(short_name(handle.name), str(frame.get("step", "")))
-        except BlockingIOError:
-            return True
-        except (OSError, ProtocolError):
-            return False
-
     def summary(self) -> list[WorkSummary]:
         machines = self.launcher.machine_report()
         out = []
@@ -736,10 +322,6 @@ class Orchestrator:
                                    machine.get("instance_type", ""), machine.get("seconds", 0.0),
                                    machine.get("cost", 0.0), handle.last_final, machine.get("stops", [])))
         return out
-
-
-def _nothing(handle: WorkHandle, frame: Frame) -> None:
-    return None
 
 
 def _flow_traceback(exc: BaseException) -> str:

@@ -36,6 +36,9 @@ def run_detached(socket_path: str, host_log: Optional[str]) -> int:
     os.setsid()
     if os.fork() > 0:
         os._exit(ExitCode.OK)
+    # Its own process group, whose id is the pid it reports: lit's `kill -9 -- -PID` then ends the agent and
+    # every process of its work (the session leader that made the group above has exited).
+    os.setpgid(0, 0)
     try:
         directory = os.path.dirname(socket_path)
         os.makedirs(directory, mode=0o700, exist_ok=True)

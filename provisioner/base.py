@@ -274,3 +274,45 @@ class Provider:
     def leftover_hint(self, cluster: Cluster, machine_ids: list[str]) -> str:
         """How to remove machines a run could not (said after the run, with their ids)."""
         return f"Remove them with `lit delete cluster {cluster.name} --yes`"
+
+
+class Channel(Protocol):
+    """A running command's byte stream (paramiko's Channel): select()able, with its exit status."""
+
+    exit_status: int
+    status_event: Any  # threading.Event-like: set once the command has ended
+
+    def fileno(self) -> int: ...
+
+    def recv(self, size: int) -> bytes: ...
+
+    def sendall(self, data: bytes) -> None: ...
+
+    def shutdown_write(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Connection:
+    """One verified connection to a machine (sshconn.SSH; the launcher's tests run commands locally)."""
+
+    machine: Machine
+
+    def run(self, command: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) of one command."""
+        raise NotImplementedError
+
+    def check(self, command: str, what: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> str:
+        """stdout of a command that must succeed; otherwise its last line of output names what failed."""
+        code, out, err = self.run(command, timeout=timeout, stdin=stdin)
+        if code != 0:
+            detail = (err or out).strip().splitlines()[-1:] or [f"exit code {code}"]
+            raise InfrastructureError(f"{self.machine.target}: {what} failed: {detail[0]}")
+        return out
+
+    def channel(self, command: str) -> Channel:
+        """A command whose stdin and stdout stay open (the relay to an agent)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError

@@ -6,39 +6,9 @@ on this machine, so the launcher's bookkeeping is exercised without sshd or a cl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Protocol
 
-from .base import Machine
+from .base import Connection, Machine
 from .sshconn import SSH, wait_for_ssh
-
-
-class Channel(Protocol):
-    """A running command's byte stream (paramiko's Channel): select()able, with its exit status."""
-
-    exit_status: int
-    status_event: Any  # threading.Event-like: set once the command has ended
-
-    def fileno(self) -> int: ...
-
-    def recv(self, size: int) -> bytes: ...
-
-    def sendall(self, data: bytes) -> None: ...
-
-    def shutdown_write(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class Connection(Protocol):
-    """One verified connection to a machine (sshconn.SSH)."""
-
-    def run(self, command: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> tuple[int, str, str]: ...
-
-    def check(self, command: str, what: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> str: ...
-
-    def channel(self, command: str) -> Channel: ...
-
-    def close(self) -> None: ...
 
 
 class Connector:

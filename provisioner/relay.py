@@ -16,8 +16,7 @@ from lit.runtime.errors import InfrastructureError, LitError
 from lit.runtime.protocol import FrameType, frame_type_of
 from lit.runtime.transport import StreamSocket
 
-from .base import AgentGone, HostKeyChanged, Unreachable
-from .connector import Channel
+from .base import AgentGone, Channel, HostKeyChanged, Unreachable
 from .retry import retry
 
 if TYPE_CHECKING:

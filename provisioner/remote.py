@@ -18,8 +18,7 @@ from lit.runtime.protocol import FrameType, encode_control_frame
 from lit.runtime.transport import AgentSpec, Placement, short_name
 
 from . import store
-from .base import Cluster, HostKeyChanged, Lease, Machine, Provider, Unreachable
-from .connector import Channel, Connection
+from .base import Channel, Cluster, Connection, HostKeyChanged, Lease, Machine, Provider, Unreachable
 from .relay import Cancelled, Relay
 from .retry import retry
 from .shipping import start_agent

@@ -12,8 +12,7 @@ from lit.runtime.errors import InfrastructureError
 from lit.runtime.transport import AgentSpec, Placement, short_name
 
 from . import hostscript
-from .base import Lease, Progress
-from .connector import Connection
+from .base import Connection, Lease, Progress
 
 if TYPE_CHECKING:
     from .launcher import ClusterLauncher

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from lit.runtime.errors import BadInput, InfrastructureError
 
-from .base import HostKeyChanged, Machine, Unreachable
+from .base import Connection, HostKeyChanged, Machine, Unreachable
 from .retry import retry
 
 
@@ -142,7 +142,7 @@ def open_socket(machine: Machine, timeout: float) -> socket.socket:
     return sock
 
 
-class SSH:
+class SSH(Connection):
     """One SSH connection to a machine, with the cluster's pinned host keys (strict: unknown is refused)."""
 
     def __init__(self, machine: Machine, key_path: str, known_hosts: Path, timeout: float = 10.0,
@@ -173,13 +173,6 @@ class SSH:
             err = chan_err.read().decode(errors="replace")
             code = chan_out.channel.recv_exit_status()
         return code, out, err
-
-    def check(self, command: str, what: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> str:
-        code, out, err = self.run(command, timeout=timeout, stdin=stdin)
-        if code != 0:
-            detail = (err or out).strip().splitlines()[-1:] or [f"exit code {code}"]
-            raise InfrastructureError(f"{self.machine.target}: {what} failed: {detail[0]}")
-        return out
 
     def channel(self, command: str) -> Any:
         with mapped_errors(self.machine):

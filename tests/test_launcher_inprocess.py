@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from lit.provisioner.base import CannotPlace, Cluster, Lease, Machine, Progress, Provider, Unreachable
+from lit.provisioner.base import CannotPlace, Cluster, Connection, Lease, Machine, Progress, Provider, Unreachable
 from lit.provisioner.connector import Connector
 from lit.provisioner.launcher import ClusterLauncher
 from lit.runtime.compute import CloudCompute
@@ -151,7 +151,7 @@ class LocalChannel:
                 pass
 
 
-class LocalConnection:
+class LocalConnection(Connection):
     """A 'connection' to a fake machine: commands run here, with HOME its own folder."""
 
     def __init__(self, machine: Machine, home: Path, agents: list[int]) -> None:
@@ -170,13 +170,6 @@ class LocalConnection:
         if len(words) >= 2 and words[0] == "ready":
             self.agents.append(int(words[1]))  # ended by the test if the run did not end it
         return done.returncode, out, done.stderr.decode(errors="replace")
-
-    def check(self, command: str, what: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> str:
-        code, out, err = self.run(command, timeout=timeout, stdin=stdin)
-        if code != 0:
-            detail = (err or out).strip().splitlines()[-1:] or [f"exit code {code}"]
-            raise InfrastructureError(f"{self.machine.target}: {what} failed: {detail[0]}")
-        return out
 
     def channel(self, command: str) -> LocalChannel:
         channel = LocalChannel(command, self.env, str(self.home))

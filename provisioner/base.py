@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from lit.runtime.compute import CloudCompute
 from lit.runtime.errors import BadInput, InfrastructureError
+
+if TYPE_CHECKING:
+    from .connector import Connector
 
 CLUSTER_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 RECORD_VERSION = 1
@@ -269,6 +272,10 @@ class Provider:
 
     def object_store(self, cluster: Cluster, run_id: str) -> Optional[ObjectStore]:
         """The cluster's store for files between works, if it has one; None: files go through lit's relay."""
+        return None
+
+    def connector(self, cluster: Cluster) -> Optional[Connector]:
+        """How lit reaches this cluster's machines; None: SSH, with the cluster's key and pinned host keys."""
         return None
 
     def leftover_hint(self, cluster: Cluster, machine_ids: list[str]) -> str:

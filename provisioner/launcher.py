@@ -60,7 +60,8 @@ class ClusterLauncher(Launcher):
         self.keep_machines = keep_machines
         self.default = default_cluster
         self.resolve = resolve
-        self.connector = connector or Connector()
+        self.connector_override = connector
+        self.ssh_connector = Connector()
         self.clusters: dict[str, tuple[Cluster, Provider]] = {}
         self._cluster(default_cluster)
         self.bundle = bundles.build(app_file)
@@ -74,6 +75,10 @@ class ClusterLauncher(Launcher):
         self.up: dict[str, tuple[Cluster, Provider, Lease]] = {}
         self.threads: list[RemoteAgent] = []  # every work's thread this run started
         self.direct_progress: Optional[Callable[[str, str], None]] = None  # set once the app is ending
+
+    def connector_for(self, cluster: Cluster, provider: Provider) -> Connector:
+        """How this run reaches the cluster's machines: the test's seam, else the provider's, else SSH."""
+        return self.connector_override or provider.connector(cluster) or self.ssh_connector
 
     def _cluster(self, name: str) -> tuple[Cluster, Provider]:
         if name not in self.clusters:

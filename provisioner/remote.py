@@ -19,6 +19,7 @@ from lit.runtime.transport import AgentSpec, Placement, short_name
 
 from . import store
 from .base import Channel, Cluster, Connection, HostKeyChanged, Lease, Machine, Provider, Unreachable
+from .connector import Connector
 from .relay import Cancelled, Relay
 from .retry import retry
 from .shipping import start_agent
@@ -38,7 +39,6 @@ class RemoteAgent(threading.Thread):
         self.previous = previous  # this work's last agent: its machine is released before we reuse it
         self.release_thread: Optional[threading.Thread] = None
         self.launcher = launcher
-        self.connector = launcher.connector
         self.spec = spec
         self.sock = sock
         self.failure: Optional[Exception] = None
@@ -60,6 +60,11 @@ class RemoteAgent(threading.Thread):
         self.stops: list[tuple[float, float]] = []  # (asked, accepted) wall times of each stop
         self.running_since: Optional[float] = None
         self.machine_seconds = 0.0
+
+    @property
+    def connector(self) -> Connector:
+        assert self.cluster is not None and self.provider is not None, "connecting before a machine was acquired"
+        return self.launcher.connector_for(self.cluster, self.provider)
 
     # -- the machine's life ------------------------------------------------------------------------
     def release_machine(self, terminate: bool, final: bool = False) -> None:

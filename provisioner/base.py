@@ -274,6 +274,10 @@ class Provider:
         """The cluster's store for files between works, if it has one; None: files go through lit's relay."""
         return None
 
+    def end_run(self, cluster: Cluster, run_id: str) -> None:
+        """The run ended (after every machine it made was released): remove what the provider made per run."""
+        return None
+
     def connector(self, cluster: Cluster) -> Optional[Connector]:
         """How lit reaches this cluster's machines; None: SSH, with the cluster's key and pinned host keys."""
         return None

@@ -211,6 +211,14 @@ class ClusterLauncher(Launcher):
             except LitError:
                 continue  # still listed by still_up()
             self.forget_machine(lease.machine.id)
+        for cluster, provider in list(self.clusters.values()):
+            if hurried():
+                return
+            try:
+                provider.end_run(cluster, self.run_id)
+            except LitError as exc:
+                if self.direct_progress is not None:
+                    self.direct_progress(cluster.name, f"could not remove what run {self.run_id} made: {exc}")
 
     def still_up(self) -> list[str]:
         """Machines this run started that are not known to be stopped or terminated."""

@@ -67,6 +67,10 @@ class Machine:
 
     @property
     def target(self) -> str:
+        """How lit names the machine in what it says: USER@ADDRESS:PORT, or its id where lit reaches it otherwise
+        (a pod, through the API server)."""
+        if not self.user and not self.port:
+            return self.id
         return f"{self.user}@{self.address}:{self.port}"
 
     def to_dict(self) -> dict[str, Any]:

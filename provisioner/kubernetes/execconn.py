@@ -1,0 +1,156 @@
+"""A connection to a pod: commands run through the API server's `pods/exec` (a websocket, the v5 channel protocol
+where the server offers it: stdin can then be closed), so no sshd runs in pods and nothing but the API server is
+reached. The launcher's step order is the same as over SSH: the bundle on stdin, the agent started, and the
+JSON-lines protocol over a long-lived exec stream (kubernetes.stream.ws_client)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from lit.runtime.errors import InfrastructureError
+
+from ..base import Channel, Connection, Machine
+from ..connector import Connector
+from .client import Api, kubernetes_module
+
+CONTAINER = "work"
+STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
+
+
+def _open(api: Api, pod: str, command: str, stdin: bool) -> Any:
+    kubernetes = kubernetes_module()
+    try:
+        return kubernetes.stream.stream(
+            api.core.connect_get_namespaced_pod_exec, pod, api.namespace, container=CONTAINER,
+            command=["sh", "-c", command], stdin=stdin, stdout=True, stderr=True, tty=False,
+            _preload_content=False, binary=True)
+    except kubernetes.client.exceptions.ApiException as exc:
+        raise InfrastructureError(f"pod {pod}: exec refused: {exc.status} {exc.reason}") from None
+    except Exception as exc:  # the websocket library's errors (handshake, connection) are not the client's
+        raise InfrastructureError(f"pod {pod}: exec failed: {type(exc).__name__}: {exc}") from None
+
+
+def _supports_close(ws: Any) -> bool:
+    return str(getattr(ws, "subprotocol", "")) == "v5.channel.k8s.io"
+
+
+class ExecConnection(Connection):
+    def __init__(self, api: Api, machine: Machine) -> None:
+        self.api = api
+        self.machine = machine
+
+    def run(self, command: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            # Ends stdin after exactly these bytes whether or not the server can close the channel (v4 cannot).
+            command = f"head -c {len(stdin)} | {{ {command}\n}}"
+        ws = _open(self.api, self.machine.id, command, stdin is not None)
+        out, err = bytearray(), bytearray()
+        try:
+            if stdin is not None:
+                view = memoryview(stdin)
+                while view:
+                    ws.write_channel(STDIN, bytes(view[:1 << 20]))
+                    view = view[1 << 20:]
+                if _supports_close(ws):
+                    ws.close_channel(STDIN)
+            deadline = time.monotonic() + timeout
+            while ws.is_open():
+                if time.monotonic() > deadline:
+                    raise InfrastructureError(f"pod {self.machine.id}: {command[:60]!r} did not end in {timeout:.0f} s")
+                ws.update(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                out += ws.read_channel(STDOUT)
+                err += ws.read_channel(STDERR)
+            out += ws.read_channel(STDOUT)
+            err += ws.read_channel(STDERR)
+            code = ws.returncode
+        finally:
+            ws.close()
+        return (code if code is not None else -1), out.decode(errors="replace"), err.decode(errors="replace")
+
+    def channel(self, command: str) -> Channel:
+        return ExecChannel(_open(self.api, self.machine.id, command, True), self.machine.id)
+
+    def close(self) -> None:
+        return None  # each command is its own exec stream
+
+
+class ExecChannel:
+    """A long-lived exec stream as the relay wants a channel: select()able (a socket pair whose far end a thread
+    fills from the websocket), with the command's exit status once it ends."""
+
+    def __init__(self, ws: Any, pod: str) -> None:
+        self.ws = ws
+        self.pod = pod
+        self.exit_status = -1
+        self.status_event = threading.Event()
+        self._near, self._far = socket.socketpair()
+        self._send_lock = threading.Lock()
+        self._pump = threading.Thread(target=self._read, name=f"lit-exec-{pod}", daemon=True)
+        self._pump.start()
+
+    def _read(self) -> None:
+        try:
+            while self.ws.is_open():
+                self.ws.update(timeout=1.0)
+                data = self.ws.read_channel(STDOUT)
+                if data:
+                    self._far.sendall(data)
+                self.ws.read_channel(STDERR)  # the attach relay writes nothing there but why it failed
+            code = self.ws.returncode
+            self.exit_status = code if code is not None else -1
+        except (OSError, ValueError):
+            self.exit_status = -1  # closed under us (close() or a dropped connection): the relay reconnects
+        except Exception:  # the websocket library's own errors: a dropped stream
+            self.exit_status = -1
+        finally:
+            self.status_event.set()
+            try:
+                self._far.shutdown(socket.SHUT_WR)  # the relay reads the end of the stream
+            except OSError:
+                pass
+
+    def fileno(self) -> int:
+        return self._near.fileno()
+
+    def recv(self, size: int) -> bytes:
+        return self._near.recv(size)
+
+    def sendall(self, data: bytes) -> None:
+        with self._send_lock:
+            try:
+                self.ws.write_channel(STDIN, data)
+            except Exception as exc:  # a closed websocket: the relay sees the stream end and reconnects
+                raise OSError(f"exec stream to {self.pod} closed: {exc}") from None
+
+    def shutdown_write(self) -> None:
+        if _supports_close(self.ws):
+            with self._send_lock:
+                self.ws.close_channel(STDIN)
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+        self._pump.join(2.0)
+        for sock in (self._near, self._far):
+            sock.close()
+
+
+class ExecConnector(Connector):
+    """Reaches a cluster's pods through its API server (the machine's id is the pod's name)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def wait(self, machine: Machine, timeout: float) -> None:
+        return None  # a pod is reachable once it runs, which acquire waited for
+
+    def connect(self, machine: Machine, key_path: str, known_hosts: Path, timeout: float = 10.0,
+                keepalive: float = 5.0) -> Connection:
+        return ExecConnection(self.api, machine)
+

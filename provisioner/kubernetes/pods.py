@@ -1,0 +1,185 @@
+"""A work's pod: its manifest (resources from the compute table, labels, the run's owner), waiting until it runs
+(with the scheduler's reason while it waits), and deleting it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from typing import Any, Callable, Optional
+
+from lit.runtime.compute import COMPUTE_NAMES, CloudCompute
+from lit.runtime.errors import InfrastructureError
+
+from .client import Api, kubernetes_module, mapped
+
+MANAGED = {"app.kubernetes.io/managed-by": "lit"}
+GPU_RESOURCE = "nvidia.com/gpu"
+HOME = "/lit-home"  # an emptyDir: lit's files in the pod, writable whatever the image's user and root filesystem
+# The pod's first process: waits until it is told to end. An orphaned agent ends its pod with `kill 1` (its
+# poweroff command), so the pod ends and, with restartPolicy Never, is not started again.
+KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+# Waiting reasons of a container that will not start by waiting longer (kubelet's image and config errors).
+HOPELESS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+                      "CreateContainerError", "RunContainerError"})
+
+
+def label_value(text: str) -> str:
+    """A label value (63 characters of [A-Za-z0-9._-], alphanumeric at both ends) that stays unique."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "-", text).strip("-_.")
+    if len(clean) > 63 or clean != text:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        clean = clean[:54].strip("-_.") + "-" + digest
+    return clean or "x"
+
+
+def object_name(*parts: str) -> str:
+    """A DNS-1123 name from `parts`, at most 63 characters, unique by a digest of all of them."""
+    raw = "-".join(parts)
+    clean = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return f"{clean[:54].strip('-')}-{digest}"
+
+
+def labels(cluster: str, run_id: str = "", work: str = "") -> dict[str, str]:
+    out = {**MANAGED, "lit/cluster": label_value(cluster)}
+    if run_id:
+        out["lit/run"] = label_value(run_id)
+    if work:
+        out["lit/work"] = label_value(work)
+    return out
+
+
+def resources(compute: CloudCompute) -> dict[str, Any]:
+    spec = COMPUTE_NAMES[compute.name]
+    requests = {"cpu": str(spec.vcpus), "memory": f"{spec.memory_gib}Gi"}
+    limits: dict[str, str] = {"memory": f"{spec.memory_gib}Gi"}
+    if spec.gpus:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.gpus)  # extended resources: requests == limits
+    return {"requests": requests, "limits": limits}
+
+
+def pod_manifest(name: str, cluster: str, run_id: str, work: str, compute: CloudCompute, image: str,
+                 service_account: str, owner: dict[str, Any], node_selector: Optional[dict[str, str]] = None
+                 ) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,  # works hold no API credentials
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "containers": [{
+            "name": "work", "image": image, "command": ["sh", "-c", KEEP_ALIVE],
+            "env": [{"name": "HOME", "value": HOME}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
+            "workingDir": HOME, "resources": resources(compute),
+            "volumeMounts": [{"name": "lit-home", "mountPath": HOME}],
+        }],
+        "volumes": [{"name": "lit-home", "emptyDir": {}}],
+    }
+    if COMPUTE_NAMES[compute.name].gpus:
+        # GPU nodes are commonly tainted so that only GPU pods land there (the device plugin's convention).
+        spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": labels(cluster, run_id, work), "ownerReferences": [owner]},
+            "spec": spec}
+
+
+def run_owner(api: Api, cluster: str, run_id: str) -> dict[str, Any]:
+    """The run's one object (a ConfigMap) that owns its pods: deleting it lets the garbage collector remove them."""
+    kubernetes = kubernetes_module()
+    name = object_name("lit-run", cluster, run_id)
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": labels(cluster, run_id)}, "data": {"run": run_id}}
+    with mapped(f"making the run's object {name}"):
+        try:
+            made = api.core.create_namespaced_config_map(api.namespace, body)
+        except kubernetes.client.exceptions.ApiException as exc:
+            if exc.status != 409:
+                raise
+            made = api.core.read_namespaced_config_map(name, api.namespace)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": made.metadata.uid,
+            "blockOwnerDeletion": False}
+
+
+def wait_running(api: Api, name: str, pending_timeout: float, progress: Callable[[str], None],
+                 cancelled: Callable[[], bool] = lambda: False) -> Any:
+    """Until the pod runs (its IP known). While it waits, the scheduler's or kubelet's reason is shown once per
+    change; a reason that waiting cannot cure, a failed pod, or `pending_timeout` seconds unscheduled raise."""
+    said = ""
+    started = time.monotonic()
+    while True:
+        with mapped(f"reading pod {name}"):
+            pod = api.core.read_namespaced_pod(name, api.namespace)
+        status = pod.status
+        phase = status.phase or "Pending"
+        if phase == "Running" and status.pod_ip:
+            return pod
+        if phase in ("Failed", "Succeeded"):
+            raise InfrastructureError(f"pod {name} ended before its work started: {why_ended(pod)}")
+        reason = pending_reason(pod)
+        if reason and reason != said:
+            progress(f"pending: {reason}")
+            said = reason
+        waiting = container_waiting(pod)
+        if waiting is not None and waiting[0] in HOPELESS:
+            raise InfrastructureError(f"pod {name} cannot start: {waiting[0]}: {waiting[1]}")
+        if time.monotonic() - started > pending_timeout:
+            raise InfrastructureError(f"pod {name} did not start within {pending_timeout:.0f} s"
+                                      + (f": {reason}" if reason else ""))
+        if cancelled():
+            raise InfrastructureError(f"pod {name}: the app ended while it was pending")
+        time.sleep(0.1)
+
+
+def pending_reason(pod: Any) -> str:
+    for condition in pod.status.conditions or []:
+        if condition.type == "PodScheduled" and condition.status == "False" and condition.message:
+            return str(condition.message)
+    waiting = container_waiting(pod)
+    return f"{waiting[0]}: {waiting[1]}" if waiting is not None else ""
+
+
+def container_waiting(pod: Any) -> Optional[tuple[str, str]]:
+    for container in pod.status.container_statuses or []:
+        waiting = container.state.waiting if container.state is not None else None
+        if waiting is not None and waiting.reason and waiting.reason != "ContainerCreating":
+            return str(waiting.reason), str(waiting.message or "")
+    return None
+
+
+def why_ended(pod: Any) -> str:
+    """Kubernetes' reason a pod ended: evicted, OOMKilled, the exit code."""
+    status = pod.status
+    if status.reason:
+        return f"{status.reason}: {status.message or ''}".strip(": ")
+    for container in status.container_statuses or []:
+        terminated = container.state.terminated if container.state is not None else None
+        if terminated is not None:
+            return f"{terminated.reason or 'exited'} (exit code {terminated.exit_code})"
+    return status.phase or "unknown"
+
+
+def delete(api: Api, name: str, wait: float = 0.0) -> None:
+    """Delete the pod (gone already is fine); with `wait`, until the API no longer has it."""
+    kubernetes = kubernetes_module()
+    with mapped(f"deleting pod {name}"):
+        try:
+            api.core.delete_namespaced_pod(name, api.namespace, grace_period_seconds=1)
+        except kubernetes.client.exceptions.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        with mapped(f"waiting for pod {name} to go"):
+            try:
+                api.core.read_namespaced_pod(name, api.namespace)
+            except kubernetes.client.exceptions.ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+        time.sleep(0.05)
+    if wait:
+        raise InfrastructureError(f"pod {name} was still there {wait:.0f} s after it was deleted")

@@ -41,7 +41,7 @@ def test_stacks_use_lits_passphrase_over_the_users(tmp_path: Path, monkeypatch: 
     """The CLI reads PULUMI_CONFIG_PASSPHRASE before PULUMI_CONFIG_PASSPHRASE_FILE: a passphrase in the user's
     shell must not reach lit's stacks (a later update or destroy from another shell could not decrypt them)."""
     pytest.importorskip("pulumi")
-    from lit.provisioner.aws.engine import AutomationEngine
+    from lit.provisioner.engine import AutomationEngine
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -13,8 +13,8 @@ from lit.runtime.errors import BadInput, InfrastructureError
 
 from .. import store
 from ..base import Cluster, Progress, check_cluster_name
+from ..engine import load_engine
 from .cloudinit import new_host_key
-from .engine import load_engine
 from .instances import cluster_session, running_instances, settle, wait_terminated
 from .session import (
     RoleSession,

@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .aws import FakeCloudError, endpoint_from_env
+from .engine_run import PROGRAM
 from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
 from .stackfile import StackFile
 
@@ -54,11 +56,14 @@ class MotoEngine:
         env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
         return env
 
-    # ----- StackEngine (lit.provisioner.aws.engine; not subclassed: this module works without lit installed)
+    # ----- StackEngine (lit.provisioner.engine; not subclassed: this module works without lit installed)
+    # `project` and `secret_keys` are accepted and ignored: one program per fake cloud, and its state file is
+    # the test's own.
     def check(self) -> None:
         return None  # moto is up whenever the fake cloud is
 
-    def up(self, stack: str, config: dict[str, str], on_event: Events) -> dict[str, Any]:
+    def up(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
+           project: str = "lit", secret_keys: Collection[str] = ()) -> dict[str, Any]:
         bad_input, infrastructure = _lit_errors()
         env = self._environ()
         try:
@@ -66,7 +71,8 @@ class MotoEngine:
             StackFile(self.home, stack)
         except FakeCloudError as exc:
             raise bad_input(str(exc)) from None
-        argv = [sys.executable, "-m", "tests.fakecloud.engine_run", "up", "--home", str(self.home), "--stack", stack]
+        argv = [sys.executable, "-m", "tests.fakecloud.engine_run", "up", "--home", str(self.home), "--stack", stack,
+                "--program", program]
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile, subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=env, cwd=str(self.home),
                 text=True, encoding="utf-8", errors="replace") as proc:
@@ -95,7 +101,8 @@ class MotoEngine:
             raise infrastructure(f"fake cloud: up of stack {stack} recorded no outputs")
         return outputs
 
-    def destroy(self, stack: str, config: dict[str, str], on_event: Events) -> None:
+    def destroy(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
+                project: str = "lit", secret_keys: Collection[str] = ()) -> None:
         """Delete, newest first, what up made (but retained resources), then the stack's record."""
         _, infrastructure = _lit_errors()
         file = StackFile(self.home, stack)
@@ -138,7 +145,7 @@ class MotoEngine:
                 raise infrastructure(f"fake cloud: destroy of stack {stack} failed: {exc}") from None
             raise
 
-    def outputs(self, stack: str) -> Optional[dict[str, Any]]:
+    def outputs(self, stack: str, program: str = PROGRAM, project: str = "lit") -> Optional[dict[str, Any]]:
         data = StackFile(self.home, stack).load()
         if data is None or data.get("outputs") is None:
             return None

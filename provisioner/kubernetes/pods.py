@@ -29,7 +29,7 @@ def label_value(text: str) -> str:
     clean = re.sub(r"[^A-Za-z0-9._-]", "-", text).strip("-_.")
     if len(clean) > 63 or clean != text:
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-        clean = clean[:54].strip("-_.") + "-" + digest
+        clean = (clean[:54].strip("-_.") + "-" + digest).strip("-_.")
     return clean or "x"
 
 

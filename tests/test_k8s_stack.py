@@ -50,10 +50,13 @@ CONFIGS: dict[str, dict[str, str]] = {
     "no-gpus-allowed": {**BASE, "lit:maxGpus": "0"},
     "gpus-negative": {**BASE, "lit:maxGpus": "-1"},
     "gpus-not-a-number": {**BASE, "lit:maxGpus": "four"},
+    # The provider reads a value naming an existing file as a path; empty, its default kubeconfig.
+    "kubeconfig-path": {**BASE, "lit:kubeconfig": "/home/someone/.kube/config"},
+    "default-kubeconfig": {**BASE, "lit:kubeconfig": ""},
     "bad-cluster-name": {**BASE, "lit:clusterName": "Policy_K8s"},
     "bad-namespace": {**BASE, "lit:namespace": "ML Team"},
 }
-DEPLOYED = ["full", "minimal", "empty-optionals", "no-gpus-allowed"]
+DEPLOYED = ["full", "minimal", "empty-optionals", "no-gpus-allowed", "kubeconfig-path", "default-kubeconfig"]
 REFUSED = {"gpus-negative": "maxGpus", "gpus-not-a-number": "maxGpus", "bad-cluster-name": "cluster name",
            "bad-namespace": "namespace"}
 
@@ -276,7 +279,7 @@ def test_policy_the_network_policy_admits_no_ingress_from_outside_the_clusters_l
 
 def test_policy_a_run_admits_only_its_own_pods_whatever_the_clusters_policy(stack: Recorded) -> None:
     """NetworkPolicies add up: the cluster's policy must leave the per-run policies the last word."""
-    owner = objects.Owner(name="lit-run-a", uid="0b1c2d3e-0000-4000-8000-000000000001")
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "lit-run-a", "uid": "0b1c2d3e-0000-4000-8000-0001"}
     run_a = objects.run_network_policy(stack.name, stack.namespace, "a", owner)["spec"]
     run_b = objects.run_network_policy(stack.name, stack.namespace, "b", owner)["spec"]
     policies = [_spec(stack.one(NETPOL)), run_a, run_b]
@@ -314,6 +317,9 @@ def test_policy_every_object_goes_through_the_one_explicit_provider(stack: Recor
 
 def test_policy_the_kubeconfig_is_a_secret_and_appears_nowhere_in_clear(stack: Recorded) -> None:
     kubeconfig = stack.one(PROVIDER_TYPE)["inputs"].get("kubeconfig")
+    if not stack.config["lit:kubeconfig"]:
+        assert kubeconfig is None, "an empty kubeconfig must leave the provider its default, not an empty one"
+        return
     assert isinstance(kubeconfig, dict) and kubeconfig.get(SIG_KEY) == SECRET_SIG, \
         f"the provider's kubeconfig is not a secret: {str(kubeconfig)[:80]}"
     assert kubeconfig["value"] == stack.config["lit:kubeconfig"]
@@ -350,32 +356,49 @@ def test_policy_the_program_refuses_bad_config_before_making_anything(key: str, 
 # ------------------------------------------------------------------------------------------------------------
 
 def test_the_run_network_policy_is_owned_by_the_run_and_admits_only_the_run() -> None:
-    owner = objects.Owner(name="lit-demo-run-r1", uid="11111111-2222-4333-8444-555555555555")
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "lit-run-demo-r1-0a1b2c3d",
+             "uid": "11111111-2222-4333-8444-555555555555", "blockOwnerDeletion": False}
     manifest = objects.run_network_policy("demo", "ml-team", "r1", owner)
     labels = {"app.kubernetes.io/managed-by": "lit", "lit/cluster": "demo", "lit/run": "r1"}
     assert manifest["apiVersion"] == "networking.k8s.io/v1" and manifest["kind"] == "NetworkPolicy"
     meta = manifest["metadata"]
     assert meta["namespace"] == "ml-team" and meta["labels"] == labels
-    assert meta["ownerReferences"] == [{"apiVersion": "v1", "kind": "ConfigMap", "name": "lit-demo-run-r1",
-                                        "uid": "11111111-2222-4333-8444-555555555555"}]
+    assert meta["name"] == objects.object_name("lit-run", "demo", "r1")
+    assert meta["ownerReferences"] == [owner] and meta["ownerReferences"][0] is not owner
     spec = manifest["spec"]
     assert spec["podSelector"] == {"matchLabels": labels} and spec["policyTypes"] == ["Ingress"]
     assert spec["ingress"] == [{"from": [{"podSelector": {"matchLabels": labels}}]}]
     assert admits([spec], labels, labels)
     assert not admits([spec], labels, {**labels, "lit/run": "r2"})
-    # The manifest is plain data: lit sends it as is (JSON), and a later change to it touches no caller's dict.
+    # Plain data: lit sends it as is (JSON), and changing one part changes no other.
     assert json.loads(json.dumps(manifest)) == manifest
     spec["podSelector"]["matchLabels"]["x"] = "y"
     assert "x" not in spec["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
 
 
-@pytest.mark.parametrize(("cluster", "namespace", "run_id"), [
-    ("Demo", "ml-team", "r1"), ("demo", "ml_team", "r1"), ("demo", "ml-team", "r1/"), ("demo", "ml-team", ""),
-    ("demo", "ml-team", "r" * 64), ("-demo", "ml-team", "r1"),
+def test_the_run_network_policy_selects_the_pods_lit_makes_for_the_run() -> None:
+    """The policy's selector and the provider's pod labels are one rule: any run id (a label value made of it)."""
+    pods = pytest.importorskip("lit.provisioner.kubernetes.pods")
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u"}
+    for run_id in ("r1", "2026-12-01T08:54:03Z/run_7", "R" * 80):
+        assert objects.label_value(run_id) == pods.label_value(run_id)
+        assert objects.object_name("lit-run", "demo", run_id) == pods.object_name("lit-run", "demo", run_id)
+        pod = pods.labels("demo", run_id, "train")
+        spec = objects.run_network_policy("demo", "ml-team", run_id, owner)["spec"]
+        assert admits([spec], pod, pods.labels("demo", run_id, "serve"))
+        assert not admits([spec], pod, pods.labels("demo", run_id + "x", "serve"))
+        assert len(objects.run_network_policy("demo", "ml-team", run_id, owner)["metadata"]["name"]) <= 63
+
+
+@pytest.mark.parametrize(("cluster", "namespace", "run_id", "owner_keys"), [
+    ("Demo", "ml-team", "r1", 4), ("demo", "ml_team", "r1", 4), ("demo", "ml-team", "", 4),
+    ("-demo", "ml-team", "r1", 4), ("demo", "ml-team", "r1", 3),
 ])
-def test_the_run_network_policy_refuses_names_kubernetes_would(cluster: str, namespace: str, run_id: str) -> None:
+def test_the_run_network_policy_refuses_what_kubernetes_would(cluster: str, namespace: str, run_id: str,
+                                                               owner_keys: int) -> None:
+    owner = dict(list({"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u"}.items())[:owner_keys])
     with pytest.raises(ValueError):
-        objects.run_network_policy(cluster, namespace, run_id, objects.Owner(name="o", uid="u"))
+        objects.run_network_policy(cluster, namespace, run_id, owner)
 
 
 if __name__ == "__main__":

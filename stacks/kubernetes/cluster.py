@@ -5,9 +5,11 @@ labelled `app.kubernetes.io/managed-by=lit`, `lit/cluster=<name>`.
 Config (namespace `lit:`):
   clusterName  the cluster's name (a DNS label)
   namespace    the user's namespace, which must exist (lit creates none: an admin grants lit a Role in it)
-  kubeconfig   the kubeconfig file's contents, a secret: encrypted in the stack's config and state. Contents
-               rather than a path, so the stack does not depend on a file that may move or change after `up`
-               (destroy runs the provider recorded in the state)
+  kubeconfig   the kubeconfig: its contents or its path (the provider takes either: a value naming an existing
+               file is read); empty, the provider's default ($KUBECONFIG, else ~/.kube/config). Always marked
+               secret, so contents are encrypted in the state; pass contents with the engine's secret_keys
+               (SECRET_KEYS) and they stay off the pulumi CLI's command line and out of the stack's config too.
+               A path keeps the state free of credentials but makes destroy depend on the file still being there
   context      the kubeconfig context to use; empty, its current-context
   maxGpus      optional: a ResourceQuota of that many requested nvidia.com/gpu in the namespace
 
@@ -45,7 +47,9 @@ def program() -> None:
     config = pulumi.Config("lit")
     name = check_name("cluster name", config.require("clusterName"))
     namespace = check_name("namespace", config.require("namespace"))
-    kubeconfig = config.require_secret("kubeconfig")
+    # Secret from the start whatever its source: a provider input made of a secret is encrypted in the state.
+    kubeconfig_text = config.get("kubeconfig") or ""
+    kubeconfig = pulumi.Output.secret(kubeconfig_text) if kubeconfig_text else None
     context = config.get("context") or None
     max_gpus = parse_max_gpus(config.get("maxGpus"))
     labels = cluster_labels(name)

@@ -7,8 +7,9 @@ labels are how lit finds its objects (and how a NetworkPolicy selects its pods):
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -28,14 +29,35 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+def label_value(text: str) -> str:
+    """A label value (63 characters of [A-Za-z0-9._-], alphanumeric at both ends) that stays unique: a run id or a
+    work name as is when it already is one, else cleaned and suffixed with a digest of the original."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "-", text).strip("-_.")
+    if len(clean) > 63 or clean != text:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        clean = (clean[:54].strip("-_.") + "-" + digest).strip("-_.")
+    return clean or "x"
+
+
+def object_name(*parts: str) -> str:
+    """A DNS-1123 label from `parts` (at most 63 characters), unique by a digest of all of them."""
+    raw = "-".join(parts)
+    clean = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return f"{clean[:54].strip('-')}-{digest}"
+
+
 def cluster_labels(cluster: str) -> dict[str, str]:
     """The labels of every object of the cluster (and the selector of the cluster's pods)."""
     return {MANAGED_BY: "lit", CLUSTER: check_name("cluster name", cluster)}
 
 
 def run_labels(cluster: str, run_id: str) -> dict[str, str]:
-    """The labels of a run's objects: its pods, its NetworkPolicy, its owner ConfigMap."""
-    return {**cluster_labels(cluster), RUN: check_name("run id", run_id)}
+    """The labels of a run's objects: its pods, its NetworkPolicy, its owner ConfigMap (any run id: see
+    label_value)."""
+    if not run_id:
+        raise ValueError("a run's objects need its run id")
+    return {**cluster_labels(cluster), RUN: label_value(run_id)}
 
 
 def work_service_account(cluster: str) -> str:
@@ -51,25 +73,13 @@ def gpu_quota(cluster: str) -> str:
     return f"lit-{check_name('cluster name', cluster)}-gpus"
 
 
-@dataclass(frozen=True)
-class Owner:
-    """The object a run's other objects belong to (lit makes one ConfigMap per run): deleting it lets the
-    garbage collector delete them, as KubeRay cleans up with owner references."""
-
-    name: str
-    uid: str
-    kind: str = "ConfigMap"
-    api_version: str = "v1"
-
-    def reference(self) -> dict[str, Any]:
-        # No blockOwnerDeletion: setting it needs `update` on the owner's finalizers subresource where the
-        # OwnerReferencesPermissionEnforcement admission plugin runs, a grant lit does not ask for.
-        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid}
+OWNER_KEYS = ("apiVersion", "kind", "name", "uid")  # what the API server requires of an ownerReference
 
 
-def run_network_policy(cluster: str, namespace: str, run_id: str, owner: Owner) -> dict[str, Any]:
-    """The NetworkPolicy lit makes at run time, one per run, owned by the run's object: the run's pods admit
-    ingress only from pods of the same run.
+def run_network_policy(cluster: str, namespace: str, run_id: str, owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The NetworkPolicy lit makes at run time, one per run, owned by the run's object (`owner`: an
+    ownerReference to the run's ConfigMap, so the garbage collector deletes the policy with it, as KubeRay cleans
+    up with owner references): the run's pods admit ingress only from pods of the same run.
 
     NetworkPolicies are additive (a pod selected by several admits the union of their rules), so the cluster's
     own policy (stacks/kubernetes/network.py) admits nothing: it selects every lit pod of the cluster and denies
@@ -78,14 +88,17 @@ def run_network_policy(cluster: str, namespace: str, run_id: str, owner: Owner) 
     datasets); lit reaches pods through the API server (exec), which NetworkPolicy does not govern.
     """
     labels = run_labels(cluster, run_id)
+    missing = [key for key in OWNER_KEYS if not owner.get(key)]
+    if missing:
+        raise ValueError(f"the run's owner reference lacks {', '.join(missing)}: {dict(owner)}")
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {
-            "name": f"lit-{cluster}-run-{run_id}",
+            "name": object_name("lit-run", cluster, run_id),  # the name of the run's owner ConfigMap too
             "namespace": check_name("namespace", namespace),
             "labels": dict(labels),
-            "ownerReferences": [owner.reference()],
+            "ownerReferences": [dict(owner)],
         },
         "spec": {
             "podSelector": {"matchLabels": dict(labels)},

@@ -1,0 +1,128 @@
+"""KubeEngine: lit's StackEngine against a real Kubernetes API server (LIT_STACK_ENGINE=tests.k8s.engine:KubeEngine).
+
+`up` runs the same program the Automation API engine would (e.g. lit.stacks.kubernetes.cluster:program) under
+Pulumi's mocks, in a fresh process (python -m tests.k8s.engine_run), and every Kubernetes object it declares is
+applied for real through the API server its provider names (kubeconfig and context from the stack's config).
+What was made is recorded in `<lit home>/k8s-stacks/<project>/<stack>.json`, without secrets: `up` again applies
+the same objects (idempotent) and deletes what the program dropped, `destroy` deletes what was recorded (newest
+first, waiting until each is gone) and removes the record, `outputs` reads the recorded outputs. The config, secrets
+included, reaches the child on stdin, never on its command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .engine_run import EngineError, StackFile
+
+# The folder holding the `tests` package as this process imported it (see tests/fakecloud/engine.py).
+TESTS_PARENT = Path(os.path.abspath(__file__)).parents[2]
+PROGRAM = "lit.stacks.cluster:program"  # the StackEngine defaults (lit.provisioner.engine)
+PROJECT = "lit"
+Events = Callable[[str], None]
+
+
+def _lit_errors() -> tuple[type[Exception], type[Exception]]:
+    try:
+        from lit.runtime.errors import BadInput, InfrastructureError
+    except ImportError:  # usable without lit installed
+        return EngineError, EngineError
+    return BadInput, InfrastructureError
+
+
+class KubeEngine:
+    """A StackEngine whose cloud is a Kubernetes API server. `env` overrides os.environ for the child."""
+
+    def __init__(self, home: Path, env: Optional[dict[str, str]] = None, timeout: float = 300.0) -> None:
+        self.home = Path(home)
+        self.env = dict(env or {})
+        self.timeout = timeout
+
+    def _environ(self) -> dict[str, str]:
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_PARENT), env.get("PYTHONPATH", "")) if p)
+        env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+        return env
+
+    # ----- StackEngine (lit.provisioner.engine; not subclassed: this module works without lit installed)
+    def check(self) -> None:
+        bad_input, _ = _lit_errors()
+        try:
+            import kubernetes  # noqa: F401
+            import pulumi  # noqa: F401
+        except ImportError as exc:
+            raise bad_input(f"the Kubernetes test engine needs the kubernetes extras ({exc}): "
+                            "pip install 'lit[kubernetes]'") from None
+
+    def _run(self, command: str, stack: str, config: dict[str, str], on_event: Events, program: str,
+             project: str, secret_keys: Collection[str]) -> None:
+        bad_input, infrastructure = _lit_errors()
+        try:
+            StackFile(self.home, project, stack)
+        except EngineError as exc:
+            raise bad_input(str(exc)) from None
+        argv = [sys.executable, "-m", "tests.k8s.engine_run", command, "--home", str(self.home), "--stack", stack,
+                "--program", program, "--project", project]
+        for key in secret_keys:
+            argv += ["--secret-key", key]
+        self.home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile, subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=self._environ(),
+                cwd=str(self.home), text=True, encoding="utf-8", errors="replace") as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(config))
+            proc.stdin.close()
+            expired = threading.Event()
+            timer = threading.Timer(self.timeout, lambda: (expired.set(), proc.kill()))
+            timer.start()
+            try:
+                for line in proc.stdout:
+                    on_event(line.rstrip("\n"))
+                proc.wait()
+            finally:
+                timer.cancel()
+            errfile.seek(0)
+            err = errfile.read()
+        if expired.is_set():
+            raise infrastructure(f"kubernetes test engine: {command} of stack {stack} took more than "
+                                 f"{self.timeout:.0f}s")
+        if proc.returncode != 0:
+            errors = [line[len("error: "):] for line in err.splitlines() if line.startswith("error: ")]
+            detail = errors[-1] if errors else (err.strip()[-2000:] or f"exit status {proc.returncode}")
+            raise infrastructure(f"kubernetes test engine: {command} of stack {stack} failed: {detail}")
+
+    def up(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
+           project: str = PROJECT, secret_keys: Collection[str] = ()) -> dict[str, Any]:
+        _, infrastructure = _lit_errors()
+        self._run("up", stack, config, on_event, program, project, secret_keys)
+        outputs = self.outputs(stack, program, project)
+        if outputs is None:
+            raise infrastructure(f"kubernetes test engine: up of stack {stack} recorded no outputs")
+        return outputs
+
+    def destroy(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
+                project: str = PROJECT, secret_keys: Collection[str] = ()) -> None:
+        if StackFile(self.home, project, stack).load() is None:
+            return
+        self._run("destroy", stack, config, on_event, program, project, secret_keys)
+
+    def outputs(self, stack: str, program: str = PROGRAM, project: str = PROJECT) -> Optional[dict[str, Any]]:
+        data = StackFile(self.home, project, stack).load()
+        if data is None or data.get("outputs") is None:
+            return None
+        return dict(data["outputs"])
+
+    # ----- for tests
+    def state(self, stack: str, project: str = PROJECT) -> Optional[dict[str, Any]]:
+        return StackFile(self.home, project, stack).load()
+
+    def state_path(self, stack: str, project: str = PROJECT) -> Path:
+        return StackFile(self.home, project, stack).path

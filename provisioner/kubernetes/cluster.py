@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from lit.runtime.errors import BadInput, InfrastructureError
+from lit.stacks.kubernetes import PROGRAM, PROJECT, SECRET_KEYS
 
 from .. import store
 from ..base import Cluster, Options, Progress, check_cluster_name
@@ -17,9 +18,10 @@ from ..engine import load_engine
 from .client import Api, connect, kubernetes_module, mapped
 from .pods import GPU_RESOURCE, label_value
 
-PROGRAM = "lit.stacks.kubernetes.cluster:program"
-PROJECT = "lit-kubernetes"
 DEFAULT_IMAGE = "python:3.12-slim"  # sh, python3 with venv; Debian's, as lit's hosts
+
+# What the stack engine runs for a kubernetes cluster (its own Pulumi project; the kubeconfig kept secret).
+STACK = {"program": PROGRAM, "project": PROJECT, "secret_keys": SECRET_KEYS}
 
 
 def selector(cluster: str) -> str:
@@ -82,11 +84,11 @@ def create(name: str, options: Options, orphan_timeout: float, progress: Progres
     store.save(cluster, "")  # "creating" until the objects are up: delete finds and removes a half-made one
     progress(f"applying lit's objects to namespace {api.namespace}")
     try:
-        outputs = engine.up(name, stack_config(cluster), progress, program=PROGRAM, project=PROJECT)
+        outputs = engine.up(name, stack_config(cluster), progress, **STACK)
     except Exception:
         progress("removing what was made")
         try:
-            engine.destroy(name, stack_config(cluster), progress, program=PROGRAM, project=PROJECT)
+            engine.destroy(name, stack_config(cluster), progress, **STACK)
         finally:
             store.remove(name)
         raise
@@ -122,7 +124,7 @@ def delete(cluster: Cluster, progress: Progress) -> None:
         api.networking.delete_collection_namespaced_network_policy(api.namespace, label_selector=labelled + ",lit/run")
     _wait_gone(api, labelled, progress)
     progress(f"removing lit's objects from namespace {api.namespace}")
-    load_engine().destroy(cluster.name, stack_config(cluster), progress, program=PROGRAM, project=PROJECT)
+    load_engine().destroy(cluster.name, stack_config(cluster), progress, **STACK)
     store.remove(cluster.name)
 
 

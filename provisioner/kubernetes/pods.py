@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from typing import Any, Callable, Optional
 
 from lit.runtime.compute import COMPUTE_NAMES, CloudCompute
 from lit.runtime.errors import InfrastructureError
+from lit.stacks.kubernetes.objects import label_value, object_name
 
 from .client import Api, kubernetes_module, mapped
 
@@ -22,23 +21,6 @@ KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 # Waiting reasons of a container that will not start by waiting longer (kubelet's image and config errors).
 HOPELESS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                       "CreateContainerError", "RunContainerError"})
-
-
-def label_value(text: str) -> str:
-    """A label value (63 characters of [A-Za-z0-9._-], alphanumeric at both ends) that stays unique."""
-    clean = re.sub(r"[^A-Za-z0-9._-]", "-", text).strip("-_.")
-    if len(clean) > 63 or clean != text:
-        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-        clean = (clean[:54].strip("-_.") + "-" + digest).strip("-_.")
-    return clean or "x"
-
-
-def object_name(*parts: str) -> str:
-    """A DNS-1123 name from `parts`, at most 63 characters, unique by a digest of all of them."""
-    raw = "-".join(parts)
-    clean = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-    return f"{clean[:54].strip('-')}-{digest}"
 
 
 def labels(cluster: str, run_id: str = "", work: str = "") -> dict[str, str]:

@@ -306,15 +306,20 @@ _POLICY_PROVIDERS = [info.name for info in registry.infos().values() if info.pol
 
 
 @cluster_group.command("policy")
-@click.option("--provider", type=click.Choice(_POLICY_PROVIDERS),
-              default=_POLICY_PROVIDERS[0] if len(_POLICY_PROVIDERS) == 1 else None,
-              required=len(_POLICY_PROVIDERS) > 1, help="Whose permissions to print.")
+@click.option("--provider", type=click.Choice(_POLICY_PROVIDERS), default=None,
+              help="Whose permissions to print (default: the one whose options you gave).")
 @_provider_options("policy")
-def cluster_policy(provider: str, **options: Any) -> None:
-    """Print the permissions an administrator grants for lit (e.g. the IAM role `lit create cluster` assumes)."""
+def cluster_policy(provider: Optional[str], **options: Any) -> None:
+    """Print the permissions an administrator grants for lit (an IAM role, a Kubernetes Role, ...)."""
     try:
-        given = _given("policy", provider, options)
-        documents = registry.get_provider(provider).policy(given)
+        given = {dest: value for dest, value in options.items() if value not in (None, (), False)}
+        if provider is None:
+            fitting = [name for name in _POLICY_PROVIDERS
+                       if set(given) <= {o.dest for o in registry.info(name).options("policy")}]
+            if len(fitting) != 1 or not given:
+                raise BadInput(f"which provider's permissions? pass --provider ({', '.join(_POLICY_PROVIDERS)})")
+            provider = fitting[0]
+        documents = registry.get_provider(provider).policy(_given("policy", provider, options))
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
     for title, document in documents:

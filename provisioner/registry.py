@@ -13,7 +13,7 @@ from lit.runtime.errors import BadInput
 
 from .base import Cluster, Provider, ProviderInfo
 
-PACKAGES = ("ssh", "aws")
+PACKAGES = ("ssh", "aws", "kubernetes")
 
 
 @cache

@@ -52,7 +52,7 @@ def test_an_unknown_provider_is_bad_input() -> None:
     from lit.provisioner import registry
     from lit.runtime.errors import BadInput
 
-    with pytest.raises(BadInput, match="unknown provider 'nope'; available: ssh, aws"):
+    with pytest.raises(BadInput, match="unknown provider 'nope'; available: ssh, aws, kubernetes"):
         registry.get_provider("nope")
 
 

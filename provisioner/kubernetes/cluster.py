@@ -155,8 +155,14 @@ def run_network_policy(api: Api, cluster: str, run_id: str, owner: dict[str, Any
     """Traffic to a run's pods only from pods of the same run (owned by the run's object)."""
     from lit.stacks.kubernetes.objects import run_network_policy as manifest
 
+    kubernetes = kubernetes_module()
     with mapped("making the run's network policy"):
-        api.networking.create_namespaced_network_policy(api.namespace, manifest(cluster, api.namespace, run_id, owner))
+        try:
+            api.networking.create_namespaced_network_policy(api.namespace,
+                                                            manifest(cluster, api.namespace, run_id, owner))
+        except kubernetes.client.exceptions.ApiException as exc:
+            if exc.status != 409:  # made already for this run (by an earlier lit of the same run name)
+                raise
 
 
 def delete_run_owner(api: Api, name: str) -> None:

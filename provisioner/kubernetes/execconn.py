@@ -23,9 +23,12 @@ STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
 
 def _open(api: Api, pod: str, command: str, stdin: bool) -> Any:
     kubernetes = kubernetes_module()
+    # Its own ApiClient: kubernetes.stream swaps the client's call_api for a websocket one while it opens the
+    # stream, which would send another thread's request on the same client (a pod deletion) as a websocket.
+    core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(api.client.configuration))
     try:
         return kubernetes.stream.stream(
-            api.core.connect_get_namespaced_pod_exec, pod, api.namespace, container=CONTAINER,
+            core.connect_get_namespaced_pod_exec, pod, api.namespace, container=CONTAINER,
             command=["sh", "-c", command], stdin=stdin, stdout=True, stderr=True, tty=False,
             _preload_content=False, binary=True)
     except kubernetes.client.exceptions.ApiException as exc:

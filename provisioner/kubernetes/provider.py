@@ -28,6 +28,7 @@ class KubernetesProvider(Provider):
         self._lock = threading.Lock()
         self._apis: dict[str, Api] = {}
         self._owners: dict[tuple[str, str], dict[str, Any]] = {}
+        self._owner_locks: dict[tuple[str, str], threading.Lock] = {}
         self._nodes: dict[str, Optional[list[Any]]] = {}
 
     def api(self, cluster: Cluster) -> Api:
@@ -84,7 +85,7 @@ class KubernetesProvider(Provider):
         return nodes
 
     def candidates(self, cluster: Cluster, compute: CloudCompute, load: dict[str, int]) -> list[Machine]:
-        return [Machine(f"pod:new:{compute.name}", "", "")]  # made on demand; the cluster's scheduler places it
+        return [Machine(f"pod:new:{compute.name}", "", "", port=0)]  # made on demand; the cluster's scheduler places it
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
                 progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
@@ -115,14 +116,15 @@ class KubernetesProvider(Provider):
         return Lease(cluster.name, machine, tuple(range(spec.gpus)), None, None, f"pod ({compute.name})", 0.0)
 
     def _owner(self, cluster: Cluster, run_id: str) -> dict[str, Any]:
+        """The run's owner object and network policy, made once per run (works are placed concurrently)."""
         key = (cluster.name, run_id)
         with self._lock:
-            if key in self._owners:
-                return self._owners[key]
-        owner = pods.run_owner(self.api(cluster), cluster.name, run_id)
-        clusters.run_network_policy(self.api(cluster), cluster.name, run_id, owner)
-        with self._lock:
-            self._owners.setdefault(key, owner)
+            lock = self._owner_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._owners:
+                owner = pods.run_owner(self.api(cluster), cluster.name, run_id)
+                clusters.run_network_policy(self.api(cluster), cluster.name, run_id, owner)
+                self._owners[key] = owner
             return self._owners[key]
 
     def idle_delay(self, cluster: Cluster, compute: CloudCompute) -> Optional[float]:

@@ -233,7 +233,7 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 # -- markers ----------------------------------------------------------------------------------------
 # A fixture whose body brings up the SSH test bed or the fake cloud (both need root: namespaces, bridges, mounts).
-_TEST_BED_CALLS = frozenset({"testbed_fixture", "fakecloud_fixture"})
+_TEST_BED_CALLS = frozenset({"testbed_fixture", "fakecloud_fixture", "k8s_cluster_fixture"})
 # This file's fixtures that start `lit run` (and so the works' agents) as a subprocess.
 _LIT_RUN_FIXTURES = frozenset({"lit", "shared_run"})
 
@@ -256,3 +256,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         elif item.get_closest_marker("root") or any(
                 d.argname in _LIT_RUN_FIXTURES and getattr(d.func, "__module__", None) == __name__ for d in defs):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster() -> Iterator[Any]:
+    """The Kubernetes test cluster (tests/k8s/cluster.py), one per session: three nodes, gpu-1 with nvidia.com/gpu."""
+    from tests.k8s.cluster import k8s_cluster_fixture
+
+    yield from k8s_cluster_fixture()

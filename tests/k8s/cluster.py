@@ -129,10 +129,12 @@ class NodeSpec:
     taints: tuple[str, ...] = ()
 
 
+# Sized for lit's compute table (runtime/compute.py): "cpu" asks 2 CPUs and 8 GiB, "gpu" 4 CPUs, 16 GiB and a GPU;
+# eight "cpu" works fit on the two CPU nodes. The sizes are declared, not enforced: pods share this machine.
 DEFAULT_NODES = (
-    NodeSpec("cpu-1"),
-    NodeSpec("cpu-2"),
-    NodeSpec("gpu-1", gpus=1, labels={"lit.test/gpu": "true"}, taints=(GPU_TAINT,)),
+    NodeSpec("cpu-1", cpu="8", memory="40Gi"),
+    NodeSpec("cpu-2", cpu="8", memory="40Gi"),
+    NodeSpec("gpu-1", gpus=1, cpu="8", memory="40Gi", labels={"lit.test/gpu": "true"}, taints=(GPU_TAINT,)),
 )
 
 
@@ -287,6 +289,7 @@ class Cluster:
         self.processes: list[dict[str, Any]] = []  # {"name", "pid", "start"}: everything we started
         self.nodes: list[Node] = []
         self.users: list[str] = []
+        self._popens: list[subprocess.Popen[bytes]] = []  # this process's children, reaped at down
 
     # -- public ---------------------------------------------------------------------------------------
     @property
@@ -495,6 +498,7 @@ class Cluster:
         with open(logs / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, cwd=self.dir)
+        self._popens.append(proc)
         start = _proc_start(proc.pid)
         self.processes.append({"name": name, "pid": proc.pid, "start": start})
         self._save_state()
@@ -645,6 +649,10 @@ class Cluster:
         with contextlib.suppress(TestBedError):
             _wait_for(lambda: not any(_same_process(pid, start) for pid, start in leftovers), 10,
                       "the cluster's processes to end")
+        for proc in self._popens:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self._popens = []
         if self.bridge and _link_exists(self.bridge):
             _run(["ip", "link", "del", self.bridge], check=False)
         self.processes = []

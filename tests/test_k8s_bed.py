@@ -121,6 +121,29 @@ def test_a_failing_command_fails_the_pod_with_its_exit_code(core: client.CoreV1A
     assert core.read_namespaced_pod_log("fails", ns) == "oops\n"
 
 
+def test_logs_follow_a_running_container_to_its_end(core: client.CoreV1Api, ns: str) -> None:
+    core.create_namespaced_pod(ns, pod("ticker", ["sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.5; done"]))
+    wait_for(lambda: phase(core, ns, "ticker") in ("Running", "Succeeded"), 30, "the pod to start")
+    resp = core.read_namespaced_pod_log("ticker", ns, follow=True, _preload_content=False)
+    try:
+        assert resp.data.decode() == "tick 1\ntick 2\ntick 3\n"  # read to the end: the stream ends with the container
+    finally:
+        resp.release_conn()
+    assert core.read_namespaced_pod_log("ticker", ns, tail_lines=1) == "tick 3\n"
+
+
+def test_restart_policy_on_failure_runs_the_container_again(core: client.CoreV1Api, ns: str) -> None:
+    # /run/lit-pod is the node's directory for the pod: it outlives the container's restarts.
+    core.create_namespaced_pod(ns, pod("retry", ["sh", "-c", "[ -e /run/lit-pod/tried ] && echo second && exit 0; "
+                                                 "touch /run/lit-pod/tried; echo first; exit 3"],
+                                       restartPolicy="OnFailure"))
+    wait_for(lambda: phase(core, ns, "retry") == "Succeeded", 30, "the pod to succeed on its second run")
+    status = core.read_namespaced_pod("retry", ns).status.container_statuses[0]
+    assert status.restart_count == 1
+    assert status.last_state.terminated.exit_code == 3
+    assert core.read_namespaced_pod_log("retry", ns) == "first\nsecond\n"
+
+
 def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
     return pod(name, ["sh", "-c", "echo devices=$NVIDIA_VISIBLE_DEVICES"],
                container={"resources": {"limits": {GPU: str(gpus)}}},

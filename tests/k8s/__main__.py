@@ -1,4 +1,4 @@
-"""python -m tests.k8s build | up [--dir DIR] | status [--dir DIR] | down [--dir DIR]"""
+"""python -m tests.k8s build | up [--dir DIR] | status [--dir DIR] | down [--dir DIR | --all]"""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, text in (("up", "bring a cluster up"), ("status", "show a cluster"), ("down", "take a cluster down")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--dir", help="the cluster's directory (default $LIT_K8S_DIR or /tmp/lit-k8s)")
+        if name == "down":
+            p.add_argument("--all", action="store_true", help="every cluster whose creator is gone")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -27,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         from tests.k8s import cluster
 
-        return cluster.cli(args.command, args.dir)
+        return cluster.cli(args.command, args.dir, getattr(args, "all", False))
     except TestBedError as e:
         print(f"python -m tests.k8s {args.command}: {e}", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ By hand::
     python -m tests.k8s up [--dir DIR]      # DIR: $LIT_K8S_DIR or /tmp/lit-k8s
     python -m tests.k8s status [--dir DIR]
     python -m tests.k8s down [--dir DIR]
+    python -m tests.k8s down --all          # every test's cluster whose creator is gone
 
 Everything made is recorded in ``<dir>/state.json`` before or as it is made; ``down`` kills only the recorded
 processes (checked against their start time) and the pods' PID-1 processes the nodes recorded, and removes the
@@ -86,6 +87,7 @@ __all__ = [
     "Node",
     "NodeSpec",
     "default_dir",
+    "down_abandoned",
     "k8s_cluster",
     "k8s_cluster_fixture",
     "require_root",
@@ -699,8 +701,28 @@ def k8s_cluster_fixture(nodes: Sequence[NodeSpec] = DEFAULT_NODES, **kwargs: Any
 k8s_cluster_fixture.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-def cli(command: str, directory: str | None) -> int:
+def down_abandoned() -> list[Path]:
+    """Take down every cluster in a temp directory of its own (``Cluster.up()`` without a directory: tests) whose
+    creator is gone. Clusters in a directory that was named (the command line's) are left alone."""
+    taken = []
+    for state in Path(tempfile.gettempdir()).glob("lit-k8s-*/" + STATE_FILE):
+        try:
+            creator = int(json.loads(state.read_text()).get("creator_pid", 0))
+        except (OSError, ValueError):
+            continue
+        if creator and _proc_start(creator) is not None:
+            continue
+        Cluster.load(state.parent).down()
+        taken.append(state.parent)
+    return taken
+
+
+def cli(command: str, directory: str | None, everything: bool = False) -> int:
     """The command line's up/status/down (python -m tests.k8s)."""
+    if command == "down" and everything:
+        for path in down_abandoned():
+            print(f"down: {path}")
+        return 0
     path = Path(directory) if directory else default_dir()
     if command == "up":
         start = time.monotonic()

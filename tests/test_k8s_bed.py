@@ -75,12 +75,9 @@ def gone(core: client.CoreV1Api, ns: str, name: str) -> bool:
     return False
 
 
-def pod_pids(cluster: Cluster, ns: str, name: str) -> list[tuple[int, int]]:
-    """(pid, start) of the pod's PID 1, as its node recorded it."""
-    found = []
-    for f in cluster.dir.glob(f"nodes/*/pods/{ns}_{name}_*/init.pid"):
-        pid, start = f.read_text().split()
-        found.append((int(pid), int(start)))
+def pid_of(cluster: Cluster, ns: str, name: str) -> tuple[int, int]:
+    found = cluster.pod_pid(ns, name)
+    assert found is not None, f"no PID 1 recorded for pod {ns}/{name}"
     return found
 
 
@@ -232,7 +229,7 @@ def test_deleting_a_pod_kills_its_processes(k8s_cluster: Cluster, core: client.C
     core.create_namespaced_pod(ns, pod("doomed", ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; "
                                                   "while true; do sleep 0.1; done"]))
     wait_for(lambda: phase(core, ns, "doomed") == "Running", 30, "the pod to run")
-    (pid, start), = pod_pids(k8s_cluster, ns, "doomed")
+    pid, start = pid_of(k8s_cluster, ns, "doomed")
     assert alive(pid, start)
     core.delete_namespaced_pod("doomed", ns, grace_period_seconds=5)
     wait_for(lambda: gone(core, ns, "doomed"), 20, "the pod object to go")
@@ -243,7 +240,7 @@ def test_a_pod_that_ignores_sigterm_is_killed_after_its_grace_period(k8s_cluster
                                                                      ns: str) -> None:
     core.create_namespaced_pod(ns, pod("stubborn", ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]))
     wait_for(lambda: phase(core, ns, "stubborn") == "Running", 30, "the pod to run")
-    (pid, start), = pod_pids(k8s_cluster, ns, "stubborn")
+    pid, start = pid_of(k8s_cluster, ns, "stubborn")
     began = time.monotonic()
     core.delete_namespaced_pod("stubborn", ns, grace_period_seconds=2)
     wait_for(lambda: gone(core, ns, "stubborn"), 20, "the pod object to go")
@@ -259,7 +256,7 @@ def test_the_garbage_collector_deletes_a_pod_owned_by_a_deleted_configmap(k8s_cl
                                             "uid": owner.metadata.uid}]
     core.create_namespaced_pod(ns, body)
     wait_for(lambda: phase(core, ns, "owned") == "Running", 30, "the pod to run")
-    (pid, start), = pod_pids(k8s_cluster, ns, "owned")
+    pid, start = pid_of(k8s_cluster, ns, "owned")
     core.delete_namespaced_config_map("owner", ns)
     wait_for(lambda: gone(core, ns, "owned"), 60, "the garbage collector to delete the pod")
     assert not alive(pid, start)
@@ -303,7 +300,7 @@ def test_down_leaves_nothing_behind(solo_cluster: Cluster) -> None:
     core = client.CoreV1Api(config.new_client_from_config(str(solo_cluster.admin_kubeconfig)))
     core.create_namespaced_pod("default", pod("left", ["sleep", "600"]))
     wait_for(lambda: phase(core, "default", "left") == "Running", 30, "the pod to run")
-    (pid, start), = pod_pids(solo_cluster, "default", "left")
+    pid, start = pid_of(solo_cluster, "default", "left")
     procs = [(p["pid"], p["start"]) for p in solo_cluster.processes]
     bridge = solo_cluster.bridge
     veths = [d.name for d in Path(f"/sys/class/net/{bridge}/brif").iterdir()]

@@ -338,6 +338,21 @@ class Cluster:
                 return n
         raise KeyError(name)
 
+    def pod_dir(self, namespace: str, name: str) -> Path | None:
+        """The node's directory for a pod (``container.log``, ``init.pid``, the stand-ins' ``events``), if the
+        pod ran; the newest one when the name was used again."""
+        found = sorted(self.dir.glob(f"nodes/*/pods/{namespace}_{name}_*"), key=lambda p: p.stat().st_mtime)
+        return found[-1] if found else None
+
+    def pod_pid(self, namespace: str, name: str) -> tuple[int, int] | None:
+        """(pid, start time) of the pod's PID 1 on its node (its container's parent; killing it ends the pod)."""
+        d = self.pod_dir(namespace, name)
+        try:
+            pid, start = (d / "init.pid").read_text().split() if d else ("", "")
+            return int(pid), int(start)
+        except (OSError, ValueError):
+            return None
+
     def api(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
         """(status, decoded JSON or text) of one request to the API server as the admin (no client library)."""
         ctx = ssl.create_default_context(cafile=str(self.ca_path))

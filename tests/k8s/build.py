@@ -107,4 +107,14 @@ def ensure_built() -> Built:
         finally:
             if stage.exists():
                 shutil.rmtree(stage, ignore_errors=True)
+        _prune(root, keep=final.parent)
         return Built(final, seconds, cached=False)
+
+
+def _prune(root: Path, keep: Path, builds_kept: int = 3) -> None:
+    """Remove all but the newest builds (about 350 MB each): sources that changed leave their old build behind.
+    A cluster still running on a removed build keeps running (its binaries stay open)."""
+    builds = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d != keep),
+                    key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in builds[builds_kept - 1:]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -111,6 +111,12 @@ func (r *podRunner) run(ctx context.Context) {
 			r.waitingForever(ctx, "RunContainerError", err.Error())
 			return
 		}
+		r.mu.Lock()
+		proc, exited, deleting := r.proc, r.exited, r.deleting
+		r.mu.Unlock()
+		if deleting { // the deletion came while the container was starting
+			r.terminate(proc, exited)
+		}
 		r.report(ctx, func(st *corev1.PodStatus) { r.runningStatus(st, c, started) })
 		code := r.wait()
 		finished := metav1.Now()
@@ -469,9 +475,15 @@ func (r *podRunner) requestDeletion(pod *corev1.Pod) {
 		return
 	}
 	if proc == nil {
-		return // between restarts or not started yet: run() sees `deleting` and finishes
+		return // between restarts or starting: run() sees `deleting` and finishes or terminates
 	}
-	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 30)) * time.Second
+	r.terminate(proc, exited)
+}
+
+// terminate sends SIGTERM to the pod's PID 1 (which forwards it to every process of the pod), then SIGKILL
+// once the deletion's grace period is over.
+func (r *podRunner) terminate(proc *os.Process, exited chan struct{}) {
+	grace := time.Duration(ptr.Deref(r.snapshot().DeletionGracePeriodSeconds, 30)) * time.Second
 	go func() {
 		_ = proc.Signal(syscall.SIGTERM)
 		select {

@@ -278,6 +278,10 @@ class Provider:
         """The cluster's store for files between works, if it has one; None: files go through lit's relay."""
         return None
 
+    def released(self, terminated: bool) -> str:
+        """What lit says once a machine made for a work is released (stopped) or removed (terminated)."""
+        return "machine terminated" if terminated else "machine stopped"
+
     def end_run(self, cluster: Cluster, run_id: str) -> None:
         """The run ended (after every machine it made was released): remove what the provider made per run."""
         return None

@@ -14,6 +14,8 @@ from .sshconn import SSH, wait_for_ssh
 class Connector:
     """SSH to the machines of a cluster."""
 
+    ready = "SSH ready"  # said once a new machine first answers
+
     def wait(self, machine: Machine, timeout: float) -> None:
         """Until the machine's SSH port accepts connections."""
         wait_for_ssh(machine, timeout)

@@ -90,7 +90,7 @@ class RemoteAgent(threading.Thread):
                 provider.release(cluster, lease)
                 self.stops.append((asked, time.time()))
             if lease.instance_type:
-                self.progress("machine terminated" if terminate else "machine stopped")
+                self.progress(provider.released(terminate))
         except LitError as exc:
             self.progress(f"could not release {lease.machine.id}: {exc}")
             return
@@ -262,7 +262,7 @@ class RemoteAgent(threading.Thread):
             self.connector.wait(machine, timeout=min(60.0, self.orphan_timeout))
             ssh = self.connector.connect(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
         if lease.instance_type:
-            self.progress("SSH ready")
+            self.progress(self.connector.ready)
         claimed = provider.claim(ssh, cluster, self.spec.compute, lease, owner)
         if claimed is None:
             ssh.close()

@@ -125,7 +125,7 @@ class ExecChannel:
     def sendall(self, data: bytes) -> None:
         with self._send_lock:
             try:
-                self.ws.write_channel(STDIN, data)
+                self.ws.write_channel(STDIN, bytes(data))  # the client sends anything but bytes as text
             except Exception as exc:  # a closed websocket: the relay sees the stream end and reconnects
                 raise OSError(f"exec stream to {self.pod} closed: {exc}") from None
 
@@ -146,6 +146,8 @@ class ExecChannel:
 
 class ExecConnector(Connector):
     """Reaches a cluster's pods through its API server (the machine's id is the pod's name)."""
+
+    ready = "exec ready"
 
     def __init__(self, api: Api) -> None:
         self.api = api

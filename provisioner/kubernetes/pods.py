@@ -14,7 +14,7 @@ from .client import Api, kubernetes_module, mapped
 
 MANAGED = {"app.kubernetes.io/managed-by": "lit"}
 GPU_RESOURCE = "nvidia.com/gpu"
-HOME = "/lit-home"  # an emptyDir: lit's files in the pod, writable whatever the image's user and root filesystem
+HOME = "/tmp/lit-home"  # an emptyDir: lit's files in the pod, writable whatever the image's user and root filesystem
 # The pod's first process: waits until it is told to end. An orphaned agent ends its pod with `kill 1` (its
 # poweroff command), so the pod ends and, with restartPolicy Never, is not started again.
 KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"

@@ -139,6 +139,9 @@ class KubernetesProvider(Provider):
     def terminate(self, cluster: Cluster, lease: Lease) -> None:
         pods.delete(self.api(cluster), lease.machine.id, wait=DELETE_WAIT_SECONDS)
 
+    def released(self, terminated: bool) -> str:
+        return "pod deleted"
+
     def end_run(self, cluster: Cluster, run_id: str) -> None:
         with self._lock:
             owner = self._owners.pop((cluster.name, run_id), None)

@@ -293,8 +293,13 @@ class RemoteAgent(threading.Thread):
     def _start(self, ssh: Connection, lease: Lease) -> None:
         assert self.cluster is not None and self.provider is not None
         poweroff = self.provider.poweroff_command(self.cluster, lease.machine)
-        has_store = self.launcher.object_store(self.cluster, self.provider) is not None
-        started = start_agent(ssh, self.launcher, self.spec, lease, poweroff, has_store, self.progress,
+        if self.launcher.object_store(self.cluster, self.provider) is not None:
+            files = "urls"
+        elif self.provider.idle_delay(self.cluster, self.spec.compute) is not None:
+            files = "kept"  # its machine may go after its last call: what it publishes must not go with it
+        else:
+            files = "relay"
+        started = start_agent(ssh, self.launcher, self.spec, lease, poweroff, files, self.progress,
                               self.check_cancel)
         self.agent_pid, self.socket_path = started.pid, started.socket_path
         self.attach_command = started.attach_command

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from lit.runtime.errors import InfrastructureError
+from lit.runtime.transfers import KEPT_DRIVES
 from lit.runtime.transport import AgentSpec, Placement, short_name
 
 from . import hostscript
@@ -34,7 +35,7 @@ class Started:
 
 
 def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, lease: Lease,
-                poweroff: Optional[list[str]], has_object_store: bool, progress: Progress,
+                poweroff: Optional[list[str]], files: str, progress: Progress,
                 check_cancel: Callable[[], None]) -> Started:
     """Ship the bundle unless the host has it, make the venv, start the agent; its Placement for the works."""
     machine = lease.machine
@@ -90,17 +91,20 @@ def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, lea
         machine.internal_address, f"{run_root}/works/{work}", f"{bundle_dir}/app/{bundle.app_relpath}",
         machine.target,
         {"leases": leases, "poweroff": poweroff,
-         "storage": storage(has_object_store, run_root),
+         "storage": storage(files, run_root, launcher.run_id),
          "bind_host": "0.0.0.0"},  # a work's server on its own machine serves the other works
     )
     return Started(int(words[1]), socket_path, attach_command, placement)
 
 
-def storage(has_object_store: bool, run_root: str) -> dict[str, str]:
-    """Files between works: through an object store with presigned URLs where the cluster has one (aws),
-    otherwise streamed through lit's own connections."""
-    kind = "urls" if has_object_store else "relay"
-    return {"kind": kind, "cache": f"{run_root}/artifacts"}
+def storage(files: str, run_root: str, run_id: str) -> dict[str, Any]:
+    """Files between works: "urls", through an object store with presigned URLs where the cluster has one;
+    otherwise relayed from the producer's machine through lit's own connections, and ("kept") also kept with lit as
+    soon as they are published where the machine goes after its work's last call."""
+    if files == "urls":
+        return {"kind": "urls", "cache": f"{run_root}/artifacts"}
+    return {"kind": "relay", "cache": f"{run_root}/artifacts", "keep": f"{KEPT_DRIVES}/{run_id}",
+            "keep_published": files == "kept"}
 
 
 def make_venv(ssh: Connection, requirements: str, home: str, bundle_dir: str, python: str,

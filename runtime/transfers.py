@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import itertools
 import os
+import shutil
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from .orchestrator import Orchestrator, WorkHandle
 
 
+# Where the orchestrator keeps a run's files for "kept" stores (provisioner.shipping names the drive).
+KEPT_DRIVES = ".kept"
 CUT = "the connection was lost while the file was on its way"
 
 
@@ -30,6 +33,7 @@ class Transfers:
         self.done_uploads: dict[str, Optional[str]] = {}
         self._ids = itertools.count(1)
         self.drives = lit_home() / "drives"
+        self.kept: set[str] = set()  # drives of this run's kept files, removed at its end
         # The transfer frames an agent sends, and what each does (the orchestrator's table includes these).
         self.handlers: dict[str, Callable[[WorkHandle, Frame], None]] = {
             FrameType.FETCH: self._fetch,
@@ -115,6 +119,9 @@ class Transfers:
             self._reply(handle, frame, error=str(exc))
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
+        drive = str(frame.get("drive", ""))
+        if drive.startswith(KEPT_DRIVES + "/"):
+            self.kept.add(drive)
         xfer = f"put-{next(self._ids)}"
         tmp = partial_name(dest, xfer)
         self.uploads[xfer] = (open(tmp, "wb"), tmp, dest, handle)  # noqa: SIM115 - closed when the upload ends
@@ -193,3 +200,6 @@ class Transfers:
             file.close()
             tmp.unlink(missing_ok=True)
         self.uploads.clear()
+        # A run's files kept for machines that went after their last call ("kept" stores) go with the run.
+        for drive in self.kept:
+            shutil.rmtree(self.drives / drive, ignore_errors=True)

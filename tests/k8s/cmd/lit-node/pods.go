@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 	"k8s.io/utils/ptr"
@@ -216,7 +217,11 @@ func (r *podRunner) resolve(ctx context.Context, pod *corev1.Pod, c corev1.Conta
 		var data map[string]string
 		switch {
 		case from.ConfigMapRef != nil:
-			cm, err := core.ConfigMaps(pod.Namespace).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
+			var cm *corev1.ConfigMap
+			err := retryTransient(func() (err error) {
+				cm, err = core.ConfigMaps(pod.Namespace).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
+				return err
+			})
 			if err != nil {
 				if ptr.Deref(from.ConfigMapRef.Optional, false) && apierrors.IsNotFound(err) {
 					continue
@@ -225,7 +230,11 @@ func (r *podRunner) resolve(ctx context.Context, pod *corev1.Pod, c corev1.Conta
 			}
 			data = cm.Data
 		case from.SecretRef != nil:
-			s, err := core.Secrets(pod.Namespace).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
+			var s *corev1.Secret
+			err := retryTransient(func() (err error) {
+				s, err = core.Secrets(pod.Namespace).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
+				return err
+			})
 			if err != nil {
 				if ptr.Deref(from.SecretRef.Optional, false) && apierrors.IsNotFound(err) {
 					continue
@@ -291,7 +300,11 @@ func (r *podRunner) valueFrom(ctx context.Context, pod *corev1.Pod, src *corev1.
 		return "", fmt.Errorf("fieldRef %q is not supported by lit-node", path)
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
-		cm, err := r.n.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		var cm *corev1.ConfigMap
+		err := retryTransient(func() (err error) {
+			cm, err = r.n.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			return err
+		})
 		if err != nil {
 			return "", err
 		}
@@ -302,7 +315,11 @@ func (r *podRunner) valueFrom(ctx context.Context, pod *corev1.Pod, src *corev1.
 		return v, nil
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
-		s, err := r.n.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		var s *corev1.Secret
+		err := retryTransient(func() (err error) {
+			s, err = r.n.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			return err
+		})
 		if err != nil {
 			return "", err
 		}
@@ -495,11 +512,13 @@ func (r *podRunner) terminate(proc *os.Process, exited chan struct{}) {
 }
 
 func (r *podRunner) deleteObject() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	uid := r.uid
-	err := r.n.client.CoreV1().Pods(r.namespace).Delete(ctx, r.name, metav1.DeleteOptions{
-		GracePeriodSeconds: ptr.To(int64(0)), Preconditions: &metav1.Preconditions{UID: &uid}})
+	err := retryTransient(func() error {
+		return r.n.client.CoreV1().Pods(r.namespace).Delete(ctx, r.name, metav1.DeleteOptions{
+			GracePeriodSeconds: ptr.To(int64(0)), Preconditions: &metav1.Preconditions{UID: &uid}})
+	})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		r.logf("delete: %v", err)
 	}
@@ -519,10 +538,24 @@ func (r *podRunner) gone() {
 	r.n.release(r)
 }
 
+// transientBackoff spans about 35 s: long enough for the API server's Node authorizer to learn of a pod just
+// bound to this node (its graph follows the pods with an informer of its own, so a node that sees a new pod
+// early is refused, "no relationship found between node ... and this object", for a moment).
+var transientBackoff = wait.Backoff{Steps: 12, Duration: 100 * time.Millisecond, Factor: 2, Cap: 5 * time.Second}
+
+// retryTransient runs fn again while it fails with a conflict, that early refusal, or an overloaded server.
+func retryTransient(fn func() error) error {
+	return retry.OnError(transientBackoff, func(err error) bool {
+		return apierrors.IsConflict(err) || apierrors.IsForbidden(err) || apierrors.IsServerTimeout(err) ||
+			apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) ||
+			apierrors.IsInternalError(err)
+	}, fn)
+}
+
 // report writes the pod's status (get, change, update; again on conflicts).
 func (r *podRunner) report(ctx context.Context, change func(*corev1.PodStatus)) {
 	pods := r.n.client.CoreV1().Pods(r.namespace)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retryTransient(func() error {
 		pod, err := pods.Get(ctx, r.name, metav1.GetOptions{})
 		if err != nil {
 			return err

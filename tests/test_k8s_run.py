@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import wait_for, wait_line
+from tests.support import wait_for
+from tests.support import wait_line as _wait_line
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "remote_apps"
@@ -126,6 +127,17 @@ def kube(k8s_cluster: Any, tmp_path: Path) -> Iterator[Kube]:
         assert not body["items"]
     finally:
         runner.cleanup()
+
+
+def wait_line(proc: subprocess.Popen[str], text: str, timeout: float) -> None:
+    """Until lit prints `text`; if it does not, the failure says what lit said on stderr."""
+    try:
+        _wait_line(proc, text, timeout=timeout)
+    except AssertionError as exc:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        raise AssertionError(f"{exc}\nlit's stderr (exit {proc.returncode}):\n{err[-3000:]}") from None
 
 
 def nodes_of(stderr: str) -> dict[str, str]:

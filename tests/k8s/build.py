@@ -12,6 +12,11 @@ The binaries land in ``<cache>/<KUBERNETES_VERSION>-<hash of the sources>/bin/``
 the final one and is renamed into place whole, so a directory that exists is complete.
 
     python -m tests.k8s build      # prints where the binaries are and how long the build took
+
+Measured on a 2-core machine: the cold build took about 8.5 minutes (etcd about 1 minute, the four Kubernetes
+mains about 7.5, after about 1 minute of module downloads). A build that reuses Go's build cache after a source
+change takes about 10 s. Run it before pytest: the suite's per-test timeout (120 s) also covers the fixture's first
+build.
 """
 
 from __future__ import annotations

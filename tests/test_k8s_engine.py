@@ -9,7 +9,6 @@ read back through the Kubernetes client, never from the engine's own record.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,6 @@ pytest.importorskip("pulumi_kubernetes")
 
 from tests.k8s.engine import KubeEngine
 
-FIXTURES = ("k8s", "k8s_cluster")  # the test cluster's fixture, whichever name it lands under
 PROGRAM, PROJECT, SECRETS = k8s_stack.PROGRAM, k8s_stack.PROJECT, k8s_stack.SECRET_KEYS
 UNREACHABLE = """apiVersion: v1
 kind: Config
@@ -70,17 +68,9 @@ def test_destroying_a_stack_never_made_is_a_no_op(tmp_path: Path) -> None:
 
 # ----- against the test cluster
 @pytest.fixture(scope="module")
-def kubeconfig(request: pytest.FixtureRequest) -> str:
-    for name in FIXTURES:
-        try:
-            cluster = request.getfixturevalue(name)
-        except pytest.FixtureLookupError:
-            continue
-        return str(getattr(cluster, "kubeconfig", cluster))
-    path = os.environ.get("LIT_TEST_KUBECONFIG", "")
-    if not path:
-        pytest.skip(f"no test cluster: none of the fixtures {FIXTURES} exists and LIT_TEST_KUBECONFIG is unset")
-    return path
+def kubeconfig(k8s_cluster: Any) -> str:
+    """The test cluster's admin kubeconfig (tests/k8s: a real API server; root, so these are e2e and root)."""
+    return str(k8s_cluster.admin_kubeconfig)
 
 
 @pytest.fixture(scope="module")

@@ -270,3 +270,63 @@ def test_a_gpu_request_no_node_can_meet_is_refused_before_start(kube: Kube, tmp_
     assert result.returncode == 2, result.stderr
     assert "cannot be placed" in result.stderr and "nvidia.com/gpu=4" in result.stderr
     assert not kube.pods()
+
+
+MULTI_APP = '''\
+import socket
+
+import lit as L
+
+
+class Where(L.LightningWork):
+    def __init__(self, cluster):
+        super().__init__(parallel=True, cloud_compute=L.CloudCompute("cpu", clusters=[cluster]))
+        self.host_name = ""
+
+    def run(self):
+        self.host_name = socket.gethostname()
+        print(f"ran on {self.host_name}", flush=True)
+
+
+class Flow(L.LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.pod = Where("kc")
+        self.host = Where("tb")
+
+    def run(self):
+        self.pod.run()
+        self.host.run()
+        if self.pod.has_succeeded and self.host.has_succeeded:
+            self.stop(f"pod={self.pod.host_name} host={self.host.host_name}")
+
+
+app = L.LightningApp(Flow())
+'''
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[Any]:
+    from tests.support import require
+    from tests.testbed import require_root_and_sshd, testbed_fixture
+
+    require(require_root_and_sshd(), "the SSH test bed")
+    yield from testbed_fixture(1)
+
+
+def test_one_app_runs_on_a_kubernetes_and_an_ssh_cluster_at_once(kube: Kube, bed: Any, tmp_path: Path) -> None:
+    kube.grant()
+    assert kube.create().returncode == 0
+    host = bed.hosts[0]
+    made = kube("create", "cluster", "tb", "--provider", "ssh", "--hosts", f"root@{host.address}", "--key",
+                str(bed.key_path), "--known-hosts", str(bed.known_hosts_path))
+    assert made.returncode == 0, made.stderr
+    app = tmp_path / "multi" / "app.py"
+    app.parent.mkdir()
+    app.write_text(MULTI_APP)
+    result = kube("run", str(app), "--cloud", "kc")
+    assert result.returncode == 0, result.stderr
+    assert "| ran on lit-kc-pod-" in result.stdout and f"host | ran on {host.name}" in result.stdout
+    assert "running: pod" in result.stderr and f"agent up on root@{host.address}:22" in result.stderr
+    deleted = kube("delete", "cluster", "tb", "--yes")
+    assert deleted.returncode == 0, deleted.stderr

@@ -3,22 +3,19 @@ Pulumi mocks; and the per-run NetworkPolicy lit makes at run time (stacks/kubern
 
 As tests/test_stack_policies.py: a Mocks class answers registrations (echoed inputs), a recording MockMonitor keeps
 each resource's type, inputs (secrets still wrapped), parent and provider reference, and each config runs in its
-own interpreter (this file run as a script) since Pulumi's runtime state is process-global. The pytest process
-itself never imports pulumi.
+own interpreter (tests/mockstack.py) since Pulumi's runtime state is process-global. The pytest process itself
+never imports pulumi.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lit.stacks.kubernetes import objects
+from tests import mockstack
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi/runtime/rpc.py _special_secret_sig
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -68,15 +65,14 @@ SA, NETPOL, QUOTA = ("kubernetes:core/v1:ServiceAccount", "kubernetes:networking
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The harness: runs in a child interpreter (`python tests/test_k8s_stack.py CONFIG_JSON OUT_JSON`).
+# The harness: runs in a child interpreter (`python tests/mockstack.py tests.test_k8s_stack CONFIG OUT`).
 # ------------------------------------------------------------------------------------------------------------
 
 def _run_program(config: dict[str, str]) -> dict[str, Any]:
     import pulumi
-    from pulumi.runtime import rpc
-    from pulumi.runtime.mocks import MockMonitor
 
     from lit.stacks.kubernetes.cluster import program
+    from tests.mockstack import run_under_mocks
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -91,68 +87,17 @@ def _run_program(config: dict[str, str]) -> dict[str, Any]:
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
             return {}, []
 
-    class RecordingMonitor(MockMonitor):
-        def __init__(self, mocks: Mocks) -> None:
-            super().__init__(mocks)
-            self.records: list[dict[str, Any]] = []
-
-        def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                self.records.append({
-                    "urn": response.urn, "id": response.id, "type": request.type, "name": request.name,
-                    "custom": request.custom, "parent": request.parent, "provider": request.provider,
-                    "providers": dict(request.providers), "inputs": rpc.deserialize_properties(request.object),
-                })
-            return response
-
-    mocks = Mocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_all_config(config)
-    pulumi.runtime.set_mocks(mocks, project="lit-kubernetes", stack="policy", preview=False, monitor=monitor)
-    root = pulumi.runtime.get_root_resource()
-    exports: dict[str, Any] = {}
-    error = None
-
-    @pulumi.runtime.test
-    def deploy() -> pulumi.Output[Any]:
-        program()
-        return pulumi.Output.from_input(root.outputs).apply(exports.update)  # type: ignore[union-attr]
-
-    try:
-        deploy()
-    except Exception as exc:
-        error = {"type": type(exc).__name__, "message": str(exc)}
-    return {"config": config, "resources": monitor.records, "exports": exports, "error": error}
+    return run_under_mocks(program, Mocks(), config, "lit-kubernetes")
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The recorded stack.
 # ------------------------------------------------------------------------------------------------------------
 
-class Recorded:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.config: dict[str, str] = data["config"]
-        self.resources: list[dict[str, Any]] = data["resources"]
-        self.exports: dict[str, Any] = data["exports"]
-        self.error: dict[str, str] | None = data["error"]
-        self.by_urn = {r["urn"]: r for r in self.resources}
-
-    @property
-    def name(self) -> str:
-        return self.config["lit:clusterName"]
-
+class Recorded(mockstack.Recorded):
     @property
     def namespace(self) -> str:
         return self.config["lit:namespace"]
-
-    def of_type(self, type_: str) -> list[dict[str, Any]]:
-        return [r for r in self.resources if r["type"] == type_]
-
-    def one(self, type_: str) -> dict[str, Any]:
-        found = self.of_type(type_)
-        assert len(found) == 1, f"expected one {type_}, got {[r['name'] for r in found]}"
-        return found[0]
 
     def objects(self) -> list[dict[str, Any]]:
         """The Kubernetes objects (custom resources of the kubernetes package; not the provider)."""
@@ -161,31 +106,8 @@ class Recorded:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recorded]:
-    tmp = tmp_path_factory.mktemp("k8s-stack-policies")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_CONFIG", "KUBECONFIG"))}
-    procs: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-    try:
-        for key, config in CONFIGS.items():
-            out = tmp / f"{key}.json"
-            procs[key] = (subprocess.Popen([sys.executable, __file__, json.dumps(config), str(out)], cwd=tmp,
-                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out)
-        runs: dict[str, Recorded] = {}
-        for key, (proc, out) in procs.items():
-            try:
-                stdout, stderr = proc.communicate(timeout=90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stdout, stderr = proc.communicate()
-                pytest.fail(f"the program under mocks ({key}) did not end in 90 s\n{stdout}\n{stderr}")
-            if proc.returncode != 0 or not out.exists():
-                pytest.fail(f"the mock harness failed for {key} (rc {proc.returncode})\n{stdout}\n{stderr}")
-            runs[key] = Recorded(json.loads(out.read_text()))
-        return runs
-    finally:
-        for proc, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    return mockstack.record_all(__name__, CONFIGS, tmp_path_factory.mktemp("k8s-stack-policies"), Recorded,
+                                timeout=90, drop_env=("PULUMI_CONFIG", "KUBECONFIG"))
 
 
 @pytest.fixture(params=DEPLOYED)
@@ -400,6 +322,3 @@ def test_the_run_network_policy_refuses_what_kubernetes_would(cluster: str, name
     with pytest.raises(ValueError):
         objects.run_network_policy(cluster, namespace, run_id, owner)
 
-
-if __name__ == "__main__":
-    Path(sys.argv[2]).write_text(json.dumps(_run_program(json.loads(sys.argv[1])), default=repr))

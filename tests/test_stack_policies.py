@@ -5,7 +5,7 @@ answers resource registrations (fake ids, echoed inputs, plausible computed `arn
 availability-zone lookup, and a recording MockMonitor keeps each resource's type, name, inputs, parent and
 provider reference; the stack's exports are resolved from the root Stack resource.
 
-Each config runs in its own interpreter (this file run as a script), all at once, once per module: Pulumi's
+Each config runs in its own interpreter (tests/mockstack.py), all at once, once per module: Pulumi's
 runtime state is process-global (settings, root stack, config, and an event loop per RPC worker thread that
 is never closed), so running the program several times inside pytest's process would leak it into other
 tests. The pytest process itself never imports pulumi.
@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import mockstack
 
 ACCOUNT = "123456789012"
 CLUSTER = "policy-test"
@@ -69,7 +67,7 @@ WORLD = {ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")}
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The harness: runs in a child interpreter (`python tests/test_stack_policies.py CONFIG_JSON OUT_JSON`).
+# The harness: runs in a child interpreter (`python tests/mockstack.py tests.test_stack_policies CONFIG OUT`).
 # ------------------------------------------------------------------------------------------------------------
 
 def _run_program(config: dict[str, str]) -> dict[str, Any]:
@@ -78,10 +76,9 @@ def _run_program(config: dict[str, str]) -> dict[str, Any]:
     import zlib
 
     import pulumi
-    from pulumi.runtime import rpc
-    from pulumi.runtime.mocks import MockMonitor
 
     from lit.stacks.cluster import program
+    from tests.mockstack import run_under_mocks
 
     def taggable(type_: str) -> bool:
         """Whether the aws resource type accepts `tags` (its Args class has the property)."""
@@ -130,68 +127,21 @@ def _run_program(config: dict[str, str]) -> dict[str, Any]:
                         "groupNames": [REGION] * len(zones), "state": "available"}, []
             return {}, []
 
-    class RecordingMonitor(MockMonitor):
-        """Keeps every registration with what MockResourceArgs lacks: the parent, the provider map, the URN."""
-
-        def __init__(self, mocks: Mocks) -> None:
-            super().__init__(mocks)
-            self.records: list[dict[str, Any]] = []
-
-        def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                self.records.append({
-                    "urn": response.urn, "id": response.id, "type": request.type, "name": request.name,
-                    "custom": request.custom, "parent": request.parent, "provider": request.provider,
-                    "providers": dict(request.providers), "inputs": rpc.deserialize_properties(request.object),
-                    "outputs": self.resources[response.urn].state, "taggable": taggable(request.type),
-                })
-            return response
+    def recorded_outputs(monitor: Any, request: Any, response: Any) -> dict[str, Any]:
+        return {"outputs": monitor.resources[response.urn].state, "taggable": taggable(request.type)}
 
     mocks = Mocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_all_config(config)
-    pulumi.runtime.set_mocks(mocks, project="lit", stack="policy", preview=False, monitor=monitor)
-    root = pulumi.runtime.get_root_resource()
-    exports: dict[str, Any] = {}
-    error = None
-
-    @pulumi.runtime.test
-    def deploy() -> pulumi.Output[Any]:
-        program()
-        return pulumi.Output.from_input(root.outputs).apply(exports.update)  # type: ignore[union-attr]
-
-    try:
-        deploy()
-    except Exception as exc:  # the program refusing its config is a result too
-        error = {"type": type(exc).__name__, "message": str(exc)}
-    return {"config": config, "resources": monitor.records, "calls": mocks.calls, "exports": exports, "error": error}
+    return {**run_under_mocks(program, mocks, config, "lit", recorded_outputs), "calls": mocks.calls}
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The recorded stack, as the tests see it.
 # ------------------------------------------------------------------------------------------------------------
 
-class Recorded:
+class Recorded(mockstack.Recorded):
     def __init__(self, data: dict[str, Any]) -> None:
-        self.config: dict[str, str] = data["config"]
-        self.resources: list[dict[str, Any]] = data["resources"]
+        super().__init__(data)
         self.calls: list[dict[str, Any]] = data["calls"]
-        self.exports: dict[str, Any] = data["exports"]
-        self.error: dict[str, str] | None = data["error"]
-        self.by_urn = {r["urn"]: r for r in self.resources}
-
-    @property
-    def name(self) -> str:
-        return self.config["lit:clusterName"]
-
-    def of_type(self, type_: str) -> list[dict[str, Any]]:
-        return [r for r in self.resources if r["type"] == type_]
-
-    def one(self, type_: str) -> dict[str, Any]:
-        found = self.of_type(type_)
-        assert len(found) == 1, f"expected one {type_}, got {[r['name'] for r in found]}"
-        return found[0]
 
     def aws(self) -> list[dict[str, Any]]:
         """The AWS resources (custom resources of the aws package; not the provider, not components)."""
@@ -214,31 +164,7 @@ def _decoded(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recorded]:
     """Every config's run, all run at once in child interpreters."""
-    tmp = tmp_path_factory.mktemp("stack-policies")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG")}
-    procs: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-    try:
-        for key, config in CONFIGS.items():
-            out = tmp / f"{key}.json"
-            procs[key] = (subprocess.Popen([sys.executable, __file__, json.dumps(config), str(out)], cwd=tmp,
-                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out)
-        runs: dict[str, Recorded] = {}
-        for key, (proc, out) in procs.items():
-            try:
-                stdout, stderr = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stdout, stderr = proc.communicate()
-                pytest.fail(f"the program under mocks ({key}) did not end in 60 s\n{stdout}\n{stderr}")
-            if proc.returncode != 0 or not out.exists():
-                pytest.fail(f"the mock harness failed for {key} (rc {proc.returncode})\n{stdout}\n{stderr}")
-            runs[key] = Recorded(json.loads(out.read_text()))
-        return runs
-    finally:
-        for proc, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    return mockstack.record_all(__name__, CONFIGS, tmp_path_factory.mktemp("stack-policies"), Recorded, timeout=60)
 
 
 @pytest.fixture(params=DEPLOYED)
@@ -520,6 +446,3 @@ def test_policy_every_resource_and_call_of_the_program_has_a_row_in_the_role_per
     missing = sorted(t for t in used if t not in STACK)
     assert not missing, f"no row in policy.STACK for {missing}"
 
-
-if __name__ == "__main__":
-    Path(sys.argv[2]).write_text(json.dumps(_run_program(json.loads(sys.argv[1])), default=repr))

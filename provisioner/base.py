@@ -278,7 +278,7 @@ class Provider:
         """The cluster's store for files between works, if it has one; None: files go through lit's relay."""
         return None
 
-    def released(self, terminated: bool) -> str:
+    def release_note(self, terminated: bool) -> str:
         """What lit says once a machine made for a work is released (stopped) or removed (terminated)."""
         return "machine terminated" if terminated else "machine stopped"
 

@@ -90,7 +90,7 @@ class RemoteAgent(threading.Thread):
                 provider.release(cluster, lease)
                 self.stops.append((asked, time.time()))
             if lease.instance_type:
-                self.progress(provider.released(terminate))
+                self.progress(provider.release_note(terminate))
         except LitError as exc:
             self.progress(f"could not release {lease.machine.id}: {exc}")
             return

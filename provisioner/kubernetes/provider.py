@@ -139,7 +139,7 @@ class KubernetesProvider(Provider):
     def terminate(self, cluster: Cluster, lease: Lease) -> None:
         pods.delete(self.api(cluster), lease.machine.id, wait=DELETE_WAIT_SECONDS)
 
-    def released(self, terminated: bool) -> str:
+    def release_note(self, terminated: bool) -> str:
         return "pod deleted"
 
     def end_run(self, cluster: Cluster, run_id: str) -> None:

@@ -13,33 +13,22 @@ private or loopback address.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..stackengine import child_environ, lit_errors, run_child
 from .aws import FakeCloudError, endpoint_from_env
 from .engine_run import PROGRAM
 from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
 from .stackfile import StackFile
 
-# The folder holding the `tests` package as this process imported it (not resolved: a folder that links only
-# `tests` keeps an installed lit, not the checkout's, first on the engine's path).
-TESTS_PARENT = Path(os.path.abspath(__file__)).parents[2]
 Events = Callable[[str], None]
 
 
 def _lit_errors() -> tuple[type[Exception], type[Exception]]:
-    try:
-        from lit.runtime.errors import BadInput, InfrastructureError
-    except ImportError:  # usable without lit installed
-        return FakeCloudError, FakeCloudError
-    return BadInput, InfrastructureError
+    return lit_errors(FakeCloudError)
 
 
 class MotoEngine:
@@ -51,10 +40,7 @@ class MotoEngine:
         self.timeout = timeout
 
     def _environ(self) -> dict[str, str]:
-        env = {**os.environ, **self.env}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_PARENT), env.get("PYTHONPATH", "")) if p)
-        env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
-        return env
+        return child_environ(self.env)
 
     # ----- StackEngine (lit.provisioner.engine; not subclassed: this module works without lit installed)
     # `project` and `secret_keys` are accepted and ignored: one program per fake cloud, and its state file is
@@ -73,29 +59,8 @@ class MotoEngine:
             raise bad_input(str(exc)) from None
         argv = [sys.executable, "-m", "tests.fakecloud.engine_run", "up", "--home", str(self.home), "--stack", stack,
                 "--program", program]
-        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile, subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=env, cwd=str(self.home),
-                text=True, encoding="utf-8", errors="replace") as proc:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(config))
-            proc.stdin.close()
-            expired = threading.Event()
-            timer = threading.Timer(self.timeout, lambda: (expired.set(), proc.kill()))
-            timer.start()
-            try:
-                for line in proc.stdout:
-                    on_event(line.rstrip("\n"))
-                proc.wait()
-            finally:
-                timer.cancel()
-            errfile.seek(0)
-            err = errfile.read()
-        if expired.is_set():
-            raise infrastructure(f"fake cloud: up of stack {stack} took more than {self.timeout:.0f}s")
-        if proc.returncode != 0:
-            errors = [line[len("error: "):] for line in err.splitlines() if line.startswith("error: ")]
-            detail = errors[-1] if errors else (err.strip()[-2000:] or f"exit status {proc.returncode}")
-            raise infrastructure(f"fake cloud: up of stack {stack} failed: {detail}")
+        run_child(argv, config, on_event, env, self.home, self.timeout, f"fake cloud: up of stack {stack}",
+                  infrastructure)
         outputs = self.outputs(stack)
         if outputs is None:
             raise infrastructure(f"fake cloud: up of stack {stack} recorded no outputs")

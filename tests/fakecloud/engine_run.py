@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
+from ..stackengine import run_program
 from .aws import DEFAULT_REGION, MAKING, Endpoint, FakeCloudError, base_session, endpoint_from_env
 from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
 from .stackfile import StackFile
@@ -213,12 +214,7 @@ def _monitor_class() -> Any:
 def run_up(home: Path, stack: str, config: dict[str, str], emit: Callable[[str], None] = print,
            program_spec: str = PROGRAM) -> dict[str, Any]:
     """Run the program once under mocks backed by moto; returns (and records) its outputs."""
-    import importlib
-
-    import pulumi
-    from pulumi.runtime import mocks, settings
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
+    from pulumi.runtime import mocks
 
     file = StackFile(home, stack)
     with file.lock():
@@ -235,29 +231,8 @@ def run_up(home: Path, stack: str, config: dict[str, str], emit: Callable[[str],
                 return run.call(args.token, args.args, args.provider or ""), []
 
         the_mocks = Mocks()
-        pulumi.runtime.set_all_config(dict(config))
-        mocks.set_mocks(the_mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor_class(the_mocks))
-        module_name, _, attr = program_spec.partition(":")
-        program = getattr(importlib.import_module(module_name), attr)
-        outputs: dict[str, Any] = {}
-
-        def body() -> Any:
-            program()
-            root = settings.get_root_resource()
-
-            async def collect() -> None:
-                for key, value in dict(getattr(root, "outputs", {})).items():
-                    outputs[key] = await pulumi.Output.from_input(value).future()
-
-            return collect()
-
-        try:
-            _sync_await(run_pulumi_func(body))
-        except BaseException as exc:
-            cause = run.first_error or exc
-            if isinstance(cause, FakeCloudError):
-                raise cause from None
-            raise FakeCloudError(f"the program failed: {type(cause).__name__}: {cause}") from cause
+        outputs = run_program(program_spec, config, [], the_mocks, monitor_class(the_mocks), PROJECT, stack,
+                              lambda: run.first_error, FakeCloudError)
         run.prune()
         run.data.update(outputs=outputs, config=dict(config))
         run.save()

@@ -14,37 +14,27 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+from ..stackengine import RecordFile
 from .aws import FakeCloudError
 
 STACKS_DIR = "fakecloud-stacks"
 STACK_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}$")
 
 
-class StackFile:
+class StackFile(RecordFile):
     def __init__(self, home: Path, stack: str) -> None:
         if not STACK_NAME.match(stack):
             raise FakeCloudError(f"stack name {stack!r}: letters, digits, '.', '_' and '-' only")
-        self.dir = Path(home) / STACKS_DIR
-        self.path = self.dir / f"{stack}.json"
+        super().__init__(Path(home) / STACKS_DIR, stack)
         self.stack = stack
-
-    def load(self) -> Optional[dict[str, Any]]:
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return None
-        return data
 
     def save(self, data: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
         os.replace(tmp, self.path)
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

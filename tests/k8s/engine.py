@@ -11,31 +11,21 @@ included, reaches the child on stdin, never on its command line.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..stackengine import child_environ, lit_errors, run_child
 from .engine_run import EngineError, StackFile
 
-# The folder holding the `tests` package as this process imported it (see tests/fakecloud/engine.py).
-TESTS_PARENT = Path(os.path.abspath(__file__)).parents[2]
 PROGRAM = "lit.stacks.cluster:program"  # the StackEngine defaults (lit.provisioner.engine)
 PROJECT = "lit"
 Events = Callable[[str], None]
 
 
 def _lit_errors() -> tuple[type[Exception], type[Exception]]:
-    try:
-        from lit.runtime.errors import BadInput, InfrastructureError
-    except ImportError:  # usable without lit installed
-        return EngineError, EngineError
-    return BadInput, InfrastructureError
+    return lit_errors(EngineError)
 
 
 class KubeEngine:
@@ -47,10 +37,7 @@ class KubeEngine:
         self.timeout = timeout
 
     def _environ(self) -> dict[str, str]:
-        env = {**os.environ, **self.env}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_PARENT), env.get("PYTHONPATH", "")) if p)
-        env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
-        return env
+        return child_environ(self.env)
 
     # ----- StackEngine (lit.provisioner.engine; not subclassed: this module works without lit installed)
     def check(self) -> None:
@@ -74,30 +61,8 @@ class KubeEngine:
         for key in secret_keys:
             argv += ["--secret-key", key]
         self.home.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile, subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=self._environ(),
-                cwd=str(self.home), text=True, encoding="utf-8", errors="replace") as proc:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(config))
-            proc.stdin.close()
-            expired = threading.Event()
-            timer = threading.Timer(self.timeout, lambda: (expired.set(), proc.kill()))
-            timer.start()
-            try:
-                for line in proc.stdout:
-                    on_event(line.rstrip("\n"))
-                proc.wait()
-            finally:
-                timer.cancel()
-            errfile.seek(0)
-            err = errfile.read()
-        if expired.is_set():
-            raise infrastructure(f"kubernetes test engine: {command} of stack {stack} took more than "
-                                 f"{self.timeout:.0f}s")
-        if proc.returncode != 0:
-            errors = [line[len("error: "):] for line in err.splitlines() if line.startswith("error: ")]
-            detail = errors[-1] if errors else (err.strip()[-2000:] or f"exit status {proc.returncode}")
-            raise infrastructure(f"kubernetes test engine: {command} of stack {stack} failed: {detail}")
+        run_child(argv, config, on_event, self._environ(), self.home, self.timeout,
+                  f"kubernetes test engine: {command} of stack {stack}", infrastructure)
 
     def up(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
            project: str = PROJECT, secret_keys: Collection[str] = ()) -> dict[str, Any]:

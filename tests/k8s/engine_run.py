@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import importlib
 import json
 import os
 import sys
@@ -36,6 +35,8 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+from ..stackengine import RecordFile, run_program
 
 PROVIDER_TYPE = "pulumi:providers:kubernetes"
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi/runtime/rpc.py: a secret, as the mock monitor hands it
@@ -74,20 +75,12 @@ def api_error(exc: Exception, doing: str) -> EngineError:
 
 
 # ----- the stack's record
-class StackFile:
+class StackFile(RecordFile):
     def __init__(self, home: Path, project: str, stack: str) -> None:
         for part, what in ((project, "project"), (stack, "stack")):
             if not part or "/" in part or part.startswith("."):
                 raise EngineError(f"invalid {what} name {part!r}")
-        self.dir = Path(home) / "k8s-stacks" / project
-        self.path = self.dir / f"{stack}.json"
-
-    def load(self) -> Optional[dict[str, Any]]:
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return None
-        return data
+        super().__init__(Path(home) / "k8s-stacks" / project, stack)
 
     def save(self, data: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -95,9 +88,6 @@ class StackFile:
         with os.fdopen(fd, "w") as fh:  # mkstemp: mode 0600
             json.dump(data, fh, indent=1)
         os.replace(tmp, self.path)
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -305,10 +295,7 @@ def _monitor_class() -> Any:
 def run(mode: str, home: Path, stack: str, project: str, program_spec: str, config: dict[str, str],
         emit: Callable[[str], None] = print, secret_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run the program once under mocks: `up` makes its objects, `destroy` deletes the recorded ones."""
-    import pulumi
-    from pulumi.runtime import mocks, settings
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
+    from pulumi.runtime import mocks
 
     file = StackFile(home, project, stack)
     with file.lock():
@@ -327,29 +314,8 @@ def run(mode: str, home: Path, stack: str, project: str, program_spec: str, conf
                 raise EngineError(f"the test engine does not answer the call {args.token}")
 
         the_mocks = Mocks()
-        pulumi.runtime.set_all_config(dict(config), list(secret_keys))
-        mocks.set_mocks(the_mocks, project=project, stack=stack, preview=False, monitor=monitor_class(the_mocks))
-        module_name, _, attr = program_spec.partition(":")
-        program = getattr(importlib.import_module(module_name), attr)
-        outputs: dict[str, Any] = {}
-
-        def body() -> Any:
-            program()
-            root = settings.get_root_resource()
-
-            async def collect() -> None:
-                for key, value in dict(getattr(root, "outputs", {})).items():
-                    outputs[key] = await pulumi.Output.from_input(value).future()
-
-            return collect()
-
-        try:
-            _sync_await(run_pulumi_func(body))
-        except BaseException as exc:
-            cause = the_run.first_error or exc
-            if isinstance(cause, EngineError):
-                raise cause from None
-            raise EngineError(f"the program failed: {type(cause).__name__}: {cause}") from cause
+        outputs = run_program(program_spec, config, list(secret_keys), the_mocks, monitor_class(the_mocks), project,
+                              stack, lambda: the_run.first_error, EngineError)
         if mode == "destroy":
             the_run.delete(keep=set())
             file.remove()

@@ -155,6 +155,31 @@ app = L.LightningApp(Spread())
 '''
 
 
+# -- a benchmark's folders ------------------------------------------------------------------------------
+class BenchDirs:
+    """A benchmark's work folder: a fresh numbered folder for each run or app; its progress lines."""
+
+    def __init__(self, args: Any, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.counter = 0
+
+    def log(self, message: str) -> None:
+        print(f"[bench] {message}", flush=True)
+
+    def fresh_dir(self, label: str) -> Path:
+        self.counter += 1
+        path = self.workdir / f"{self.counter:03d}-{label}"
+        path.mkdir(parents=True)
+        return path
+
+    def write_app(self, label: str, source: str, folder: Optional[str] = None) -> Path:
+        """`source` as `<label>_app.py`, alone in a fresh folder (`app-<label>` unless named): the bundle is small."""
+        path = self.fresh_dir(folder or f"app-{label}") / f"{label}_app.py"
+        path.write_text(source)
+        return path
+
+
 # -- figures --------------------------------------------------------------------------------------------
 @dataclass
 class Figure:

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _runs import SPREAD_APP, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
+from _runs import SPREAD_APP, BenchDirs, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
 
 from tests.fakecloud import FakeCloud, requirement  # noqa: E402
 
@@ -143,12 +143,10 @@ def first_last(steps: dict[str, dict[str, float]], kind: str) -> tuple[Optional[
     return (min(ts), max(ts)) if ts else (None, None)
 
 
-class Bench:
+class Bench(BenchDirs):
     def __init__(self, args: argparse.Namespace, workdir: Path, cloud: FakeCloud) -> None:
-        self.args = args
-        self.workdir = workdir
+        super().__init__(args, workdir)
         self.cloud = cloud
-        self.counter = 0
         self.home = workdir / "lit-home"
         self.home.mkdir()
         base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -159,23 +157,9 @@ class Bench:
         self.ec2 = cloud.client(cloud.session(ROLE, EXTERNAL_ID), "ec2")
         self.problems: list[str] = []
 
-    def log(self, message: str) -> None:
-        print(f"[bench] {message}", flush=True)
-
     def problem(self, message: str) -> None:
         self.problems.append(message)
         self.log(f"PROBLEM: {message}")
-
-    def fresh_dir(self, label: str) -> Path:
-        self.counter += 1
-        path = self.workdir / f"{self.counter:03d}-{label}"
-        path.mkdir(parents=True)
-        return path
-
-    def write_app(self, label: str, source: str) -> Path:
-        path = self.fresh_dir(f"app-{label}") / f"{label}_app.py"  # alone in its folder: the bundle is small
-        path.write_text(source)
-        return path
 
     def instances(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
         found = self.ec2.describe_instances(Filters=[{"Name": "tag:lit:cluster", "Values": [CLUSTER]},

@@ -27,7 +27,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._runs import SPREAD_APP, Figure, RunResult, median, run_lit
+from benchmarks._runs import SPREAD_APP, BenchDirs, Figure, RunResult, median, run_lit
 from benchmarks.bench_ssh import OVERHEAD_APP
 from tests.k8s.cluster import Cluster
 
@@ -78,35 +78,19 @@ app = L.LightningApp(Flow())
 '''
 
 
-class Bench:
+class Bench(BenchDirs):
     def __init__(self, args: argparse.Namespace, workdir: Path, cluster: Cluster) -> None:
-        self.args = args
-        self.workdir = workdir
+        super().__init__(args, workdir)
         self.cluster = cluster
-        self.counter = 0
         self.ns = "lit-bench"
         self.env = {**os.environ, "LIT_HOME": str(workdir / "lit-home"), "PYTHONUNBUFFERED": "1",
                     "LIT_STACK_ENGINE": "tests.k8s.engine:KubeEngine",
                     "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
         self.lit = [sys.executable, "-m", "lit"]
 
-    def log(self, message: str) -> None:
-        print(f"[bench] {message}", flush=True)
-
-    def fresh_dir(self, label: str) -> Path:
-        self.counter += 1
-        path = self.workdir / f"{self.counter:03d}-{label}"
-        path.mkdir(parents=True)
-        return path
-
     def run(self, label: str, *args: str, env: Optional[dict[str, str]] = None) -> RunResult:
         cwd = self.fresh_dir(label)
         return run_lit([*self.lit, *args], {**self.env, **(env or {})}, cwd, self.args.timeout, cwd / "output.log")
-
-    def write_app(self, label: str, source: str) -> Path:
-        path = self.fresh_dir(f"app-{label}") / f"{label}_app.py"
-        path.write_text(source)
-        return path
 
     def setup(self) -> None:
         """A namespace, lit-user bound to what `lit cluster policy` prints, and the lit cluster `kb`."""

@@ -43,6 +43,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from _runs import BenchDirs  # benchmarks/_runs.py, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 HELLO_APP = REPO / "examples" / "hello_app.py"
 HELLO_LINES = ("running code A on a CPU machine", "running code B on a GPU machine")
@@ -558,25 +560,9 @@ def _failure(result: RunResult) -> str:
     return "markers missing"
 
 
-class Bench:
-    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
-        self.args = args
-        self.workdir = workdir
-        self.counter = 0
-
-    def log(self, message: str) -> None:
-        print(f"[bench] {message}", flush=True)
-
-    def fresh_dir(self, label: str) -> Path:
-        self.counter += 1
-        path = self.workdir / f"{self.counter:03d}-{label}"
-        path.mkdir(parents=True)
-        return path
-
-    def write_app(self, rt: Runtime, name: str, template: str, **values: Any) -> Path:
-        path = self.fresh_dir(f"{rt.name}-{name}") / f"{name}_app.py"
-        path.write_text(rt.app_source(template, **values))
-        return path
+class Bench(BenchDirs):
+    def rt_app(self, rt: Runtime, name: str, template: str, **values: Any) -> Path:
+        return self.write_app(name, rt.app_source(template, **values), f"{rt.name}-{name}")
 
     def runs(self, rt: Runtime, app: Path, runs: int, markers: tuple[str, ...], label: str,
              env_pairs: Optional[dict[str, str]] = None, sample_pss: bool = False) -> list[RunResult]:
@@ -660,14 +646,14 @@ class Bench:
         self.set_side(fig, rt, value, note)
 
     def chain20(self, rt: Runtime, fig: Figure) -> None:
-        app = self.write_app(rt, "chain20", CHAIN_APP, n=20)
+        app = self.rt_app(rt, "chain20", CHAIN_APP, n=20)
         runs = min(self.args.repeat, 5) if rt.name == "lit" else min(self.args.repeat, 2)
         value, note, values = self.value(rt, self.runs(rt, app, runs, (DONE_MARKER,), "chain20"))
         fig.details[f"{rt.name}_runs_s"] = [round(v, 4) for v in values]
         self.set_side(fig, rt, value, note)
 
     def fanout20(self, rt: Runtime, fig: Figure) -> None:
-        app = self.write_app(rt, "fanout20", FANOUT_APP, n=20, sleep=0.5)
+        app = self.rt_app(rt, "fanout20", FANOUT_APP, n=20, sleep=0.5)
         runs = min(self.args.repeat, 5) if rt.name == "lit" else min(self.args.repeat, 2)
         value, note, values = self.value(rt, self.runs(rt, app, runs, (DONE_MARKER,), "fanout20"))
         fig.details[f"{rt.name}_runs_s"] = [round(v, 4) for v in values]
@@ -675,7 +661,7 @@ class Bench:
 
     def call_overhead(self, rt: Runtime, fig: Figure) -> None:
         k = self.args.calls if rt.name == "lit" else self.args.lightning_calls
-        app = self.write_app(rt, "overhead", OVERHEAD_APP, k=k)
+        app = self.rt_app(rt, "overhead", OVERHEAD_APP, k=k)
         out = app.parent / "measurements.json"
         results = self.runs(rt, app, 1, (DONE_MARKER,), f"call_overhead(K={k})", {"BENCH_OUT": str(out)})
         value, note, _ = self.value(rt, results)
@@ -698,7 +684,7 @@ class Bench:
 
     def fanout100(self, rt: Runtime, fig: Figure, pss_fig: Figure) -> None:
         """Wall time from runs without the sampler (it costs CPU), then one more run that samples PSS."""
-        app = self.write_app(rt, "fanout100", FANOUT_APP, n=100, sleep=0.5)
+        app = self.rt_app(rt, "fanout100", FANOUT_APP, n=100, sleep=0.5)
         runs = min(self.args.repeat, 3) if rt.name == "lit" else 1
         results = self.runs(rt, app, runs, (DONE_MARKER,), "fanout100")
         value, note, values = self.value(rt, results)

@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _runs import SPREAD_APP, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
+from _runs import SPREAD_APP, BenchDirs, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
 
 from tests.testbed import TestBed, require_root_and_sshd  # noqa: E402
 
@@ -136,12 +136,10 @@ def fmt(value: Optional[float], unit: str) -> str:
     return f"{value:.3f} s"
 
 
-class Bench:
+class Bench(BenchDirs):
     def __init__(self, args: argparse.Namespace, workdir: Path, bed: TestBed) -> None:
-        self.args = args
-        self.workdir = workdir
+        super().__init__(args, workdir)
         self.bed = bed
-        self.counter = 0
         home = workdir / "lit-home"
         home.mkdir()
         self.env = {**os.environ, "LIT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
@@ -162,20 +160,6 @@ class Bench:
         self.lit = [str(exe)] if exe.exists() else [sys.executable, "-m", "lit"]
         self.clusters: set[str] = set()
         self.leftover_agents = 0
-
-    def log(self, message: str) -> None:
-        print(f"[bench] {message}", flush=True)
-
-    def fresh_dir(self, label: str) -> Path:
-        self.counter += 1
-        path = self.workdir / f"{self.counter:03d}-{label}"
-        path.mkdir(parents=True)
-        return path
-
-    def write_app(self, label: str, source: str) -> Path:
-        path = self.fresh_dir(f"app-{label}") / f"{label}_app.py"  # alone in its folder: the bundle is small
-        path.write_text(source)
-        return path
 
     def run(self, label: str, *args: str) -> RunResult:
         cwd = self.fresh_dir(label)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -81,3 +83,47 @@ def demo_wheel(folder: Path) -> None:
         for name, data in files.items():
             wheel.writestr(name, data)
         wheel.writestr("litdemo-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+
+
+
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """`script` as the `pulumi` command, first on PATH (in tmp_path/bin); the file $FAKE_PULUMI_LOG names, for the
+    script to record its calls in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(script)
+    (bin_dir / "pulumi").chmod(0o755)
+    log = tmp_path / "calls"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    return log
+
+class LitCli:
+    """Runs the `lit` CLI (`python -m lit`) with `env` in the folder `tmp`; remembers the processes it started
+    and kills them (each in its own session) in `cleanup`."""
+
+    timeout: float = 60  # seconds a call may take, unless it says otherwise
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.env = env
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "lit", *args]
+
+    def __call__(self, *args: str, timeout: Optional[float] = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env, cwd=self.tmp,
+                              timeout=self.timeout if timeout is None else timeout)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.env, cwd=self.tmp, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.support import fake_pulumi
 
 boto3 = pytest.importorskip("boto3")
 
@@ -43,13 +44,7 @@ def test_stacks_use_lits_passphrase_over_the_users(tmp_path: Path, monkeypatch: 
     pytest.importorskip("pulumi")
     from lit.provisioner.engine import AutomationEngine
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
-    (bin_dir / "pulumi").chmod(0o755)
-    log = tmp_path / "calls"
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    log = fake_pulumi(tmp_path, monkeypatch, FAKE_PULUMI)
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "the-users-own")
     home = tmp_path / "home"
     engine = AutomationEngine(home)

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import wait_for
+from tests.support import LitCli, wait_for
 from tests.support import wait_line as _wait_line
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,17 +34,17 @@ def _ok(result: tuple[int, Any], what: str) -> Any:
     return body
 
 
-class Kube:
+class Kube(LitCli):
     """One test's namespace on the shared test cluster, with lit-user bound to what lit prints, and the lit CLI."""
 
+    timeout = 120
+
     def __init__(self, cluster: Any, tmp_path: Path) -> None:
+        python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        super().__init__(tmp_path, {**os.environ, "LIT_HOME": str(tmp_path / "home"),
+                                    "LIT_STACK_ENGINE": "tests.k8s.engine:KubeEngine", "PYTHONPATH": python_path})
         self.cluster = cluster
-        self.tmp = tmp_path
         self.ns = f"lit-t{uuid.uuid4().hex[:8]}"
-        self.env = {**os.environ, "LIT_HOME": str(tmp_path / "home"),
-                    "LIT_STACK_ENGINE": "tests.k8s.engine:KubeEngine",
-                    "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-        self.procs: list[subprocess.Popen[str]] = []
         _ok(cluster.api("POST", "/api/v1/namespaces", {"metadata": {"name": self.ns}}), "namespace")
 
     def grant(self, user: str = LIT_USER, drop: tuple[str, str] = ("", "")) -> None:
@@ -72,19 +71,6 @@ class Kube:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}), "binding")
 
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "lit", *args]
-
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env, cwd=self.tmp,
-                              timeout=timeout)
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env, cwd=self.tmp, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
     def create(self, name: str = "kc", user: str = LIT_USER, *extra: str) -> subprocess.CompletedProcess[str]:
         return self("create", "cluster", name, "--provider", "kubernetes", "--kubeconfig",
                     str(self.cluster.user_kubeconfig(user)), "--namespace", self.ns, "--orphan-timeout", str(ORPHAN),
@@ -105,10 +91,7 @@ class Kube:
         return left
 
     def cleanup(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        super().cleanup()
         self.cluster.api("DELETE", f"/api/v1/namespaces/{self.ns}")
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import demo_wheel, require, wait_for, wait_line
+from tests.support import LitCli, demo_wheel, require, wait_for, wait_line
 from tests.testbed import TestBed, require_root_and_sshd, testbed_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,27 +31,12 @@ def bed() -> Iterator[TestBed]:
     yield from testbed_fixture(3)
 
 
-class Lit:
+class Lit(LitCli):
     """Runs the `lit` CLI with a private LIT_HOME; remembers the processes it started."""
 
     def __init__(self, tmp_path: Path, bed: TestBed) -> None:
+        super().__init__(tmp_path, {**os.environ, "LIT_HOME": str(tmp_path / "home")})
         self.bed = bed
-        self.tmp = tmp_path
-        self.env = {**os.environ, "LIT_HOME": str(tmp_path / "home")}
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "lit", *args]
-
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env, cwd=self.tmp,
-                              timeout=timeout)
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env, cwd=self.tmp, start_new_session=True)
-        self.procs.append(proc)
-        return proc
 
     def create(self, name: str = "tb", orphan: float = ORPHAN, *extra: str) -> subprocess.CompletedProcess[str]:
         hosts = ",".join(f"root@{h.address}" for h in self.bed.hosts)
@@ -64,12 +48,6 @@ class Lit:
 
     def record_exists(self, name: str) -> bool:
         return (self.tmp / "home" / "clusters" / name / "cluster.json").exists()
-
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from __future__ import annotations
 import contextvars
 import importlib
 import inspect
-import os
 from pathlib import Path
 
 import pytest
 
 from lit.provisioner.engine import PROGRAM, PROJECT, StackEngine
+from tests.support import fake_pulumi
 
 FAKE_PULUMI = """#!/bin/sh
 # Stands in for the pulumi CLI: one line per call, its arguments and the project of the folder it runs in.
@@ -26,14 +26,7 @@ ENGINES = ["lit.provisioner.engine:AutomationEngine", "tests.fakecloud.engine:Mo
 
 
 def _fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
-    (bin_dir / "pulumi").chmod(0o755)
-    log = tmp_path / "calls"
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
-    return log
+    return fake_pulumi(tmp_path, monkeypatch, FAKE_PULUMI)
 
 
 def _calls(log: Path) -> list[tuple[str, str]]:

@@ -148,6 +148,7 @@ class Bench(BenchDirs):
     def spread(self) -> Figure:
         fig = Figure("spread", "8 parallel CPU works vs 1, start to exit: difference of medians", "s", 1.5)
         medians = {}
+        cpus: dict[int, list[Optional[float]]] = {1: [], 8: []}
         for n in (1, 8):
             app = self.write_app(f"spread{n}", SPREAD_APP.format(n=n))
             times = []
@@ -155,13 +156,19 @@ class Bench(BenchDirs):
                 result = self.run(f"spread{n}", "run", str(app), "--cloud", "kb")
                 if result.ok and result.elapsed is not None:
                     times.append(result.elapsed)
-                    self.log(f"spread n={n} run {i + 1}: {result.elapsed:.3f} s (load {result.load:.1f})")
+                    busy = result.machine_cpu / result.elapsed if result.machine_cpu is not None else None
+                    cpus[n].append(busy)
+                    self.log(f"spread n={n} run {i + 1}: {result.elapsed:.3f} s (load {result.load:.1f}; the machine's "
+                             f"CPUs busy {busy or 0:.2f} of {os.cpu_count()})")
                 else:
                     self.log(f"spread n={n} run {i + 1} failed:\n{result.tail()}")
             medians[n] = median(times)
         if medians[1] is not None and medians[8] is not None:
             fig.value = medians[8] - medians[1]
-            fig.note = f"1 work {medians[1]:.2f} s, 8 works {medians[8]:.2f} s"
+            busy = median([b for b in cpus[8] if b is not None])
+            fig.note = (f"1 work {medians[1]:.2f} s, 8 works {medians[8]:.2f} s; during the 8-work runs the machine's "
+                        f"{os.cpu_count()} CPUs were busy {busy or 0:.2f} on average (every process: lit, the API "
+                        "server, etcd, the nodes, the pods)")
         return fig
 
     def gpustop(self) -> Figure:

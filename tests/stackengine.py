@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -21,21 +23,31 @@ from typing import Any, Optional
 TESTS_PARENT = Path(os.path.abspath(__file__)).parents[1]
 
 
-def lit_errors(fallback: type[Exception]) -> tuple[type[Exception], type[Exception]]:
-    """lit's BadInput and InfrastructureError; `fallback` for both without lit installed."""
-    try:
-        from lit.runtime.errors import BadInput, InfrastructureError
-    except ImportError:  # usable without lit installed
-        return fallback, fallback
-    return BadInput, InfrastructureError
+class ChildEngine:
+    """A StackEngine (lit.provisioner.engine's protocol; not subclassed: usable without lit installed) whose runs
+    happen in a child process. `env` overrides os.environ for the child."""
 
+    error: type[Exception] = Exception  # what the engine raises for lit's errors when lit is not installed
 
-def child_environ(overrides: dict[str, str]) -> dict[str, str]:
-    """os.environ with `overrides`, the `tests` package first on the path, and no Pulumi update check."""
-    env = {**os.environ, **overrides}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_PARENT), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
-    return env
+    def __init__(self, home: Path, env: Optional[dict[str, str]] = None, timeout: float = 300.0) -> None:
+        self.home = Path(home)
+        self.env = dict(env or {})
+        self.timeout = timeout
+
+    def _environ(self) -> dict[str, str]:
+        """os.environ with `env`, the `tests` package first on the path, and no Pulumi update check."""
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_PARENT), env.get("PYTHONPATH", "")) if p)
+        env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+        return env
+
+    def _lit_errors(self) -> tuple[type[Exception], type[Exception]]:
+        """lit's BadInput and InfrastructureError; the engine's own error for both without lit installed."""
+        try:
+            from lit.runtime.errors import BadInput, InfrastructureError
+        except ImportError:  # usable without lit installed
+            return self.error, self.error
+        return BadInput, InfrastructureError
 
 
 def run_child(argv: list[str], config: dict[str, str], on_event: Callable[[str], None], env: dict[str, str],
@@ -66,6 +78,22 @@ def run_child(argv: list[str], config: dict[str, str], on_event: Callable[[str],
         errors = [line[len("error: "):] for line in err.splitlines() if line.startswith("error: ")]
         detail = errors[-1] if errors else (err.strip()[-2000:] or f"exit status {proc.returncode}")
         raise error(f"{what} failed: {detail}")
+
+
+def child_main(run: Callable[[dict[str, str], Callable[[str], None]], Any], error: type[Exception]) -> int:
+    """The child's body: `run(config, emit)` with the config from stdin and each event printed on a line of its own;
+    its exit status. A failure ends with a line "error: <message>" on stderr (and the traceback, unless `error`)."""
+    try:
+        config = json.loads(sys.stdin.read() or "{}")
+        run(config, lambda line: print(line, flush=True))
+    except error as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 class RecordFile:

@@ -18,7 +18,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..stackengine import child_environ, lit_errors, run_child
+from ..stackengine import ChildEngine, run_child
 from .aws import FakeCloudError, endpoint_from_env
 from .engine_run import PROGRAM
 from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
@@ -27,20 +27,10 @@ from .stackfile import StackFile
 Events = Callable[[str], None]
 
 
-def _lit_errors() -> tuple[type[Exception], type[Exception]]:
-    return lit_errors(FakeCloudError)
-
-
-class MotoEngine:
+class MotoEngine(ChildEngine):
     """A StackEngine whose cloud is moto. `env` overrides os.environ (AWS_ENDPOINT_URL, credentials)."""
 
-    def __init__(self, home: Path, env: Optional[dict[str, str]] = None, timeout: float = 300.0) -> None:
-        self.home = Path(home)
-        self.env = dict(env or {})
-        self.timeout = timeout
-
-    def _environ(self) -> dict[str, str]:
-        return child_environ(self.env)
+    error = FakeCloudError
 
     # ----- StackEngine (lit.provisioner.engine; not subclassed: this module works without lit installed)
     # `project` and `secret_keys` are accepted and ignored: one program per fake cloud, and its state file is
@@ -50,7 +40,7 @@ class MotoEngine:
 
     def up(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
            project: str = "lit", secret_keys: Collection[str] = ()) -> dict[str, Any]:
-        bad_input, infrastructure = _lit_errors()
+        bad_input, infrastructure = self._lit_errors()
         env = self._environ()
         try:
             endpoint_from_env(env)
@@ -69,7 +59,7 @@ class MotoEngine:
     def destroy(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
                 project: str = "lit", secret_keys: Collection[str] = ()) -> None:
         """Delete, newest first, what up made (but retained resources), then the stack's record."""
-        _, infrastructure = _lit_errors()
+        _, infrastructure = self._lit_errors()
         file = StackFile(self.home, stack)
         env = self._environ()
         try:

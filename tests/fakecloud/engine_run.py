@@ -19,16 +19,14 @@ made one at a time, each after the ones it depends on (their ids are its inputs)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
-import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-from ..stackengine import run_program
+from ..stackengine import child_main, run_program
 from .aws import DEFAULT_REGION, MAKING, Endpoint, FakeCloudError, base_session, endpoint_from_env
 from .resources import HANDLERS, PROVIDER_TYPE, Context, provider_context
 from .stackfile import StackFile
@@ -247,17 +245,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--stack", required=True)
     ap.add_argument("--program", default=PROGRAM)
     args = ap.parse_args(argv)
-    try:
-        config = json.loads(sys.stdin.read() or "{}")
-        run_up(Path(args.home), args.stack, config, lambda line: print(line, flush=True), args.program)
-    except FakeCloudError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except Exception as exc:
-        traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+    return child_main(lambda config, emit: run_up(Path(args.home), args.stack, config, emit, args.program),
+                      FakeCloudError)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..stackengine import child_environ, lit_errors, run_child
+from ..stackengine import ChildEngine, run_child
 from .engine_run import EngineError, StackFile
 
 PROGRAM = "lit.stacks.cluster:program"  # the StackEngine defaults (lit.provisioner.engine)
@@ -24,24 +24,14 @@ PROJECT = "lit"
 Events = Callable[[str], None]
 
 
-def _lit_errors() -> tuple[type[Exception], type[Exception]]:
-    return lit_errors(EngineError)
-
-
-class KubeEngine:
+class KubeEngine(ChildEngine):
     """A StackEngine whose cloud is a Kubernetes API server. `env` overrides os.environ for the child."""
 
-    def __init__(self, home: Path, env: Optional[dict[str, str]] = None, timeout: float = 300.0) -> None:
-        self.home = Path(home)
-        self.env = dict(env or {})
-        self.timeout = timeout
-
-    def _environ(self) -> dict[str, str]:
-        return child_environ(self.env)
+    error = EngineError
 
     # ----- StackEngine (lit.provisioner.engine; not subclassed: this module works without lit installed)
     def check(self) -> None:
-        bad_input, _ = _lit_errors()
+        bad_input, _ = self._lit_errors()
         try:
             import kubernetes  # noqa: F401
             import pulumi  # noqa: F401
@@ -51,7 +41,7 @@ class KubeEngine:
 
     def _run(self, command: str, stack: str, config: dict[str, str], on_event: Events, program: str,
              project: str, secret_keys: Collection[str]) -> None:
-        bad_input, infrastructure = _lit_errors()
+        bad_input, infrastructure = self._lit_errors()
         try:
             StackFile(self.home, project, stack)
         except EngineError as exc:
@@ -66,7 +56,7 @@ class KubeEngine:
 
     def up(self, stack: str, config: dict[str, str], on_event: Events, program: str = PROGRAM,
            project: str = PROJECT, secret_keys: Collection[str] = ()) -> dict[str, Any]:
-        _, infrastructure = _lit_errors()
+        _, infrastructure = self._lit_errors()
         self._run("up", stack, config, on_event, program, project, secret_keys)
         outputs = self.outputs(stack, program, project)
         if outputs is None:

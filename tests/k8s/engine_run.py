@@ -31,12 +31,11 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..stackengine import RecordFile, run_program
+from ..stackengine import RecordFile, child_main, run_program
 
 PROVIDER_TYPE = "pulumi:providers:kubernetes"
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi/runtime/rpc.py: a secret, as the mock monitor hands it
@@ -338,18 +337,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--project", required=True)
     ap.add_argument("--secret-key", action="append", default=[])
     args = ap.parse_args(argv)
-    try:
-        config = json.loads(sys.stdin.read() or "{}")
-        run(args.command, Path(args.home), args.stack, args.project, args.program, config,
-            lambda line: print(line, flush=True), tuple(args.secret_key))
-    except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except Exception as exc:
-        traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+    return child_main(lambda config, emit: run(args.command, Path(args.home), args.stack, args.project, args.program,
+                                               config, emit, tuple(args.secret_key)), EngineError)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -355,13 +356,20 @@ func (r *podRunner) start(pod *corev1.Pod, argv []string) error {
 		return err
 	}
 	defer netW.Close()
+	// pod-init writes one line on fd 4 once the container's process has started in its sandbox (mounts and
+	// working directory made): only then is the pod Running, as the kubelet reports a container started.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer readyR.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(self, "pod-init", cfgPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.ExtraFiles = []*os.File{netR}
+	cmd.ExtraFiles = []*os.File{netR, readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS |
 			syscall.CLONE_NEWIPC,
@@ -370,6 +378,7 @@ func (r *podRunner) start(pod *corev1.Pod, argv []string) error {
 	}
 	err = cmd.Start()
 	netR.Close()
+	readyW.Close()
 	if err != nil {
 		return err
 	}
@@ -402,8 +411,15 @@ func (r *podRunner) start(pod *corev1.Pod, argv []string) error {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(s, " "), err, out)
 		}
 	}
-	_, err = fmt.Fprintf(netW, "%s/%d\n", ip, ones)
-	return err
+	if _, err = fmt.Fprintf(netW, "%s/%d\n", ip, ones); err != nil {
+		return err
+	}
+	_ = readyR.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if _, err := bufio.NewReader(readyR).ReadString('\n'); err != nil {
+		// pod-init ended (it says why in the container log) or hung: the container did not start
+		return fmt.Errorf("the container did not start: %v", err)
+	}
+	return nil
 }
 
 func hostname(name string) string {

@@ -94,6 +94,11 @@ func podInit(args []string) int {
 		fmt.Fprintf(os.Stderr, "lit-node pod-init: starting %q: %v\n", cfg.Argv, err)
 		return 127
 	}
+	// Tell the node the container runs (fd 4): it reports the pod Running from now on.
+	if ready := os.NewFile(4, "ready"); ready != nil {
+		_, _ = ready.WriteString("started\n")
+		ready.Close()
+	}
 	for sig := range signals {
 		if sig != syscall.SIGCHLD {
 			// kill(-1) in a PID namespace reaches every process in it but its init: the whole pod.

@@ -47,7 +47,13 @@ def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60, strea
         line.clear()
         if text in seen[-1]:
             return seen
-    raise AssertionError(f"no line with {text!r} within {timeout} s; got {[*seen, line.decode(errors='replace')]}")
+    said = ""
+    other = proc.stderr if stream == "stdout" else proc.stdout
+    if proc.poll() is not None and other is not None:  # it ended: what it said on its other stream says why
+        said = f"\nit exited {proc.returncode}; its {'stderr' if stream == 'stdout' else 'stdout'}:\n" + \
+            os.read(other.fileno(), 1 << 16).decode(errors="replace")[-3000:]
+    raise AssertionError(f"no line with {text!r} within {timeout} s; got {[*seen, line.decode(errors='replace')]}"
+                         + said)
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> Any:

@@ -49,7 +49,8 @@ def wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60, strea
             return seen
     said = ""
     other = proc.stderr if stream == "stdout" else proc.stdout
-    if proc.poll() is not None and other is not None:  # it ended: what it said on its other stream says why
+    if proc.poll() is not None and other is not None and select.select([other.fileno()], [], [], 1.0)[0]:
+        # it ended: what it said on its other stream says why (read only what is there: never blocks)
         said = f"\nit exited {proc.returncode}; its {'stderr' if stream == 'stdout' else 'stdout'}:\n" + \
             os.read(other.fileno(), 1 << 16).decode(errors="replace")[-3000:]
     raise AssertionError(f"no line with {text!r} within {timeout} s; got {[*seen, line.decode(errors='replace')]}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from lit.runtime.errors import InfrastructureError
 from lit.runtime.transfers import KEPT_DRIVES
@@ -97,14 +97,16 @@ def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, lea
     return Started(int(words[1]), socket_path, attach_command, placement)
 
 
-def storage(files: str, run_root: str, run_id: str) -> dict[str, Any]:
+def storage(files: str, run_root: str, run_id: str) -> dict[str, str]:
     """Files between works: "urls", through an object store with presigned URLs where the cluster has one;
     otherwise relayed from the producer's machine through lit's own connections, and ("kept") also kept with lit as
     soon as they are published where the machine goes after its work's last call."""
     if files == "urls":
         return {"kind": "urls", "cache": f"{run_root}/artifacts"}
-    return {"kind": "relay", "cache": f"{run_root}/artifacts", "keep": f"{KEPT_DRIVES}/{run_id}",
-            "keep_published": files == "kept"}
+    spec = {"kind": "relay", "cache": f"{run_root}/artifacts"}
+    if files == "kept":
+        spec["keep"] = f"{KEPT_DRIVES}/{run_id}"
+    return spec
 
 
 def make_venv(ssh: Connection, requirements: str, home: str, bundle_dir: str, python: str,

@@ -57,6 +57,10 @@ class Transfers:
             self.orchestrator.write(handle, handle.peer.control(type_, **fields))
 
     def _fetch(self, handle: WorkHandle, frame: Frame) -> None:
+        kept = self._kept_copy(str(frame.get("sha", "")))
+        if kept is not None:  # its producer kept it here: its machine may be gone, and this copy is nearer
+            self._stream(handle, frame["xfer"], kept)
+            return
         origin = str(frame.get("origin", ""))
         producer = self.orchestrator.handle_named(origin)
         if producer is None or producer.transport is None or producer.parked or not producer.connected:
@@ -103,14 +107,29 @@ class Transfers:
             raise ValueError(f"lit://{drive}: {key} is outside the drive")
         return path
 
+    def _kept_copy(self, sha: str) -> Optional[Path]:
+        """This run's kept copy of a published file (see KEPT_DRIVES), if a producer kept it."""
+        if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+            return None
+        return next((path for path in (self.drives / drive / sha for drive in self.kept) if path.is_file()), None)
+
     def _drive_get(self, handle: WorkHandle, frame: Frame) -> None:
         try:
-            for data in chunk_frames(frame["xfer"], self._drive_path(frame)):
+            path = self._drive_path(frame)
+        except ValueError as exc:
+            self._control(handle, FrameType.CHUNK_END, xfer=frame["xfer"], ok=False, error=str(exc))
+            return
+        self._stream(handle, frame["xfer"], path)
+
+    def _stream(self, handle: WorkHandle, xfer: str, path: Path) -> None:
+        """A file of lit's machine to a work, as chunks of transfer `xfer`."""
+        try:
+            for data in chunk_frames(xfer, path):
                 if handle.transport is not None and handle.connected:
                     self.orchestrator.write(handle, data)
-            self._control(handle, FrameType.CHUNK_END, xfer=frame["xfer"], ok=True)
-        except (OSError, ValueError) as exc:
-            self._control(handle, FrameType.CHUNK_END, xfer=frame["xfer"], ok=False, error=str(exc))
+            self._control(handle, FrameType.CHUNK_END, xfer=xfer, ok=True)
+        except OSError as exc:
+            self._control(handle, FrameType.CHUNK_END, xfer=xfer, ok=False, error=str(exc))
 
     def _drive_put_begin(self, handle: WorkHandle, frame: Frame) -> None:
         try:

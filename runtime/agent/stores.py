@@ -24,7 +24,7 @@ def make_store(agent: FileTransfers, spec: dict[str, Any]) -> Any:
     if kind == "local":
         return storage.LocalStore(spec["artifacts"], spec["drives"])
     if kind == "relay":
-        return RelayStore(agent, spec["cache"], spec.get("keep"), bool(spec.get("keep_published")))
+        return RelayStore(agent, spec["cache"], spec.get("keep"))
     if kind == "urls":
         return UrlStore(agent, spec["cache"])
     return None
@@ -34,14 +34,12 @@ class RelayStore:
     """Files stay on the producer's machine (in a cache, frozen by a hard link); the orchestrator streams them
     to whoever needs them over the connections it already has. Drives live with the orchestrator."""
 
-    def __init__(self, agent: FileTransfers, cache: str, keep: Optional[str] = None,
-                 keep_published: bool = False) -> None:
+    def __init__(self, agent: FileTransfers, cache: str, keep: Optional[str] = None) -> None:
         self.agent = agent
         self.cache = cache
-        # `keep`: the run's drive where files published on machines that go after their work's last call (a GPU
-        # pod is deleted then) are kept with the orchestrator; `keep_published`: this machine is one of those.
+        # `keep`: on a machine that goes after its work's last call (a GPU pod is deleted then), the run's drive
+        # where what it publishes is kept with the orchestrator, which then serves fetches of it itself.
         self.keep = keep
-        self.keep_published = keep_published
 
     def publish(self, file: pathlib.Path, sha256: str) -> None:
         from ..storage import freeze
@@ -49,16 +47,11 @@ class RelayStore:
         target = pathlib.Path(self.cache) / sha256
         if not target.exists():
             freeze(file, target)
-        if self.keep and self.keep_published:
+        if self.keep:
             self.drive_put(self.keep, sha256, target)
 
     def fetch(self, sha256: str, origin: str, target: pathlib.Path) -> None:
-        if self.keep:
-            try:
-                self.drive_get(self.keep, sha256, target)  # kept: its producer's machine may be gone
-                return
-            except FileNotFoundError:
-                pass  # not kept: its producer's machine stays while the run lasts
+        # The orchestrator sends its kept copy if the producer kept one, else asks the producer.
         self.agent.receive_file(target, FrameType.FETCH, sha=sha256, origin=origin)
 
     def drive_put(self, drive: str, key: str, source: pathlib.Path) -> None:

@@ -78,6 +78,3 @@ def _message(exc: Any) -> str:
     except (TypeError, ValueError):
         return str(exc.body or "")
 
-
-def status_of(exc: BaseException) -> Optional[int]:
-    return getattr(exc, "status", None)

@@ -105,10 +105,8 @@ class ExecChannel:
                 self.ws.read_channel(STDERR)  # the attach relay writes nothing there but why it failed
             code = self.ws.returncode
             self.exit_status = code if code is not None else -1
-        except (OSError, ValueError):
-            self.exit_status = -1  # closed under us (close() or a dropped connection): the relay reconnects
-        except Exception:  # the websocket library's own errors: a dropped stream
-            self.exit_status = -1
+        except Exception:  # closed under us (close(), a dropped connection, the websocket library's own errors)
+            self.exit_status = -1  # the relay sees the stream end and reconnects
         finally:
             self.status_event.set()
             try:

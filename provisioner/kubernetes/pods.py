@@ -85,8 +85,7 @@ def run_owner(api: Api, cluster: str, run_id: str) -> dict[str, Any]:
             "blockOwnerDeletion": False}
 
 
-def wait_running(api: Api, name: str, pending_timeout: float, progress: Callable[[str], None],
-                 cancelled: Callable[[], bool] = lambda: False) -> Any:
+def wait_running(api: Api, name: str, pending_timeout: float, progress: Callable[[str], None]) -> Any:
     """Until the pod runs (its IP known). While it waits, the scheduler's or kubelet's reason is shown once per
     change; a reason that waiting cannot cure, a failed pod, or `pending_timeout` seconds unscheduled raise."""
     said = ""
@@ -110,8 +109,6 @@ def wait_running(api: Api, name: str, pending_timeout: float, progress: Callable
         if time.monotonic() - started > pending_timeout:
             raise InfrastructureError(f"pod {name} did not start within {pending_timeout:.0f} s"
                                       + (f": {reason}" if reason else ""))
-        if cancelled():
-            raise InfrastructureError(f"pod {name}: the app ended while it was pending")
         time.sleep(0.1)
 
 

@@ -51,10 +51,7 @@ class KubernetesProvider(Provider):
     def describe(self, cluster: Cluster) -> Listing:
         where = f"{cluster.settings.get('context', '?')}/{cluster.settings.get('namespace', '?')}"
         try:
-            api = self.api(cluster)
-            with mapped("listing pods"):
-                found = api.core.list_namespaced_pod(api.namespace, label_selector=clusters.selector(cluster.name))
-            return Listing(where, f"{len(found.items)} pods")
+            return Listing(where, f"{len(self.list_running(cluster))} pods")
         except LitError as exc:
             return Listing(where, f"? ({exc})")
 
@@ -134,9 +131,8 @@ class KubernetesProvider(Provider):
         return 0.0 if COMPUTE_NAMES[compute.name].gpus else None
 
     def release(self, cluster: Cluster, lease: Lease) -> None:
-        pods.delete(self.api(cluster), lease.machine.id, wait=DELETE_WAIT_SECONDS)
-
-    def terminate(self, cluster: Cluster, lease: Lease) -> None:
+        """Delete the work's pod (and wait until it is gone): between calls and at the end (the base's
+        terminate) alike, since a pod cannot be stopped and started again."""
         pods.delete(self.api(cluster), lease.machine.id, wait=DELETE_WAIT_SECONDS)
 
     def release_note(self, terminated: bool) -> str:

@@ -37,6 +37,19 @@ def _open(api: Api, pod: str, command: str, stdin: bool) -> Any:
         raise InfrastructureError(f"pod {pod}: exec failed: {type(exc).__name__}: {exc}") from None
 
 
+def _take(ws: Any) -> tuple[bytes, bytes]:
+    """What the stream holds for stdout and stderr now, without leaving a frame behind.
+
+    WSClient.read_channel on a channel with nothing buffered first calls update(0), which may read the next
+    frames, for any channel, into the client's buffers (kubernetes/stream/ws_client.py). Reading stdout before
+    stderr would leave a stdout frame read by the stderr call sitting there until the next update() returns: a
+    whole update timeout later if nothing else arrives. Reading stderr first and stdout last leaves no stdout
+    behind (stderr is only ever why a command failed, read at its end)."""
+    err = ws.read_channel(STDERR)
+    out = ws.read_channel(STDOUT)
+    return out, err
+
+
 def _supports_close(ws: Any) -> bool:
     return str(getattr(ws, "subprotocol", "")) == "v5.channel.k8s.io"
 
@@ -65,10 +78,12 @@ class ExecConnection(Connection):
                 if time.monotonic() > deadline:
                     raise InfrastructureError(f"pod {self.machine.id}: {command[:60]!r} did not end in {timeout:.0f} s")
                 ws.update(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
-                out += ws.read_channel(STDOUT)
-                err += ws.read_channel(STDERR)
-            out += ws.read_channel(STDOUT)
-            err += ws.read_channel(STDERR)
+                more_out, more_err = _take(ws)
+                out += more_out
+                err += more_err
+            more_out, more_err = _take(ws)
+            out += more_out
+            err += more_err
             code = ws.returncode
         finally:
             ws.close()
@@ -99,10 +114,9 @@ class ExecChannel:
         try:
             while self.ws.is_open():
                 self.ws.update(timeout=1.0)
-                data = self.ws.read_channel(STDOUT)
+                data, _ = _take(self.ws)  # the attach relay writes nothing on stderr but why it failed
                 if data:
                     self._far.sendall(data)
-                self.ws.read_channel(STDERR)  # the attach relay writes nothing there but why it failed
             code = self.ws.returncode
             self.exit_status = code if code is not None else -1
         except Exception:  # closed under us (close(), a dropped connection, the websocket library's own errors)

@@ -267,6 +267,12 @@ class Provider:
         """The app ended: remove what was made for it."""
         return self.release(cluster, lease)
 
+    def lost(self, cluster: Cluster, lease: Lease, settle: float) -> Optional[str]:
+        """Why the machine under a running work is gone for good, or None while it may answer again (lit then
+        reconnects until the orphan timeout). Asked when the connection to the agent drops; the provider may
+        wait up to `settle` seconds for its API to say."""
+        return None
+
     def poweroff_command(self, cluster: Cluster, machine: Machine) -> Optional[list[str]]:
         """What an orphaned agent runs to stop its machine; None where lit must never power off."""
         return None

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from .remote import RemoteAgent
 
 
+# A dropped connection can come before the provider's API says why its machine went (a pod's status after its
+# container was killed): how long to wait for that reason.
+LOST_SETTLE_SECONDS = 3.0
+
+
 class Cancelled(LitError):
     """The orchestrator ended before this machine was ready."""
 
@@ -70,15 +75,18 @@ class Relay:
         remote.progress(f"lost contact with {target} ({reason}); reconnecting")
 
         def attempt() -> Channel:
+            why = remote.lost()
+            if why:
+                raise AgentGone(why)
             remote.drop_connection()
             return remote.open_channel()
 
-        def retried(exc: BaseException) -> bool:  # a changed host key is never waited out
-            return isinstance(exc, InfrastructureError) and not isinstance(exc, HostKeyChanged)
+        def retried(exc: BaseException) -> bool:  # a changed host key, or a machine gone for good, is not waited out
+            return isinstance(exc, InfrastructureError) and not isinstance(exc, (HostKeyChanged, AgentGone))
 
         try:
             channel = retry(attempt, retry_if=retried, deadline=since + remote.orphan_timeout, sleep=self._drain)
-        except HostKeyChanged:
+        except (HostKeyChanged, AgentGone):
             raise
         except InfrastructureError as exc:
             silent = time.monotonic() - since
@@ -152,6 +160,9 @@ class Relay:
                     channel.close()
                     if closing or remote.saw_bye or remote.machine_state != "running":
                         return  # it ended as asked, or its machine was stopped after its last call
+                    why = remote.lost(settle=LOST_SETTLE_SECONDS)
+                    if why:
+                        raise AgentGone(why)
                     if status is not None and status >= 0:
                         raise AgentGone(f"the agent on {remote.target()} ended without a word (killed?)")
                     channel = self._reconnect(last_heard, "connection closed")

@@ -319,6 +319,15 @@ class RemoteAgent(threading.Thread):
             self.ssh.close()
             self.ssh = None
 
+    def lost(self, settle: float = 0.0) -> Optional[str]:
+        """Why this work's machine is gone for good, as its provider knows (None: it may answer again)."""
+        if self.lease is None or self.cluster is None or self.provider is None:
+            return None
+        try:
+            return self.provider.lost(self.cluster, self.lease, settle)
+        except LitError:
+            return None  # the provider cannot tell now: reconnecting decides
+
     def target(self) -> str:
         return self.lease.machine.target if self.lease else "its machine"
 

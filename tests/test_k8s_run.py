@@ -255,6 +255,74 @@ def test_a_gpu_request_no_node_can_meet_is_refused_before_start(kube: Kube, tmp_
     assert not kube.pods()
 
 
+def test_an_evicted_pod_fails_its_work_with_the_reason_kubernetes_gives(kube: Kube) -> None:
+    kube.grant()
+    assert kube.create().returncode == 0
+    proc = kube.start("run", str(APPS / "sleep_app.py"), "--cloud", "kc", "--env", "SLEEP=120")
+    wait_line(proc, "sleeping on", timeout=90)
+    [pod] = kube.pods()
+    name = pod["metadata"]["name"]
+    # The Eviction API, as `kubectl drain` uses it: the API server marks the pod (condition DisruptionTarget,
+    # reason EvictionByEvictionAPI) and deletes it gracefully; the node ends its processes.
+    _ok(kube.cluster.api("POST", f"/api/v1/namespaces/{kube.ns}/pods/{name}/eviction", {
+        "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": kube.ns}}), "evict")
+    _, err = proc.communicate(timeout=60)  # well within the orphan timeout lit would otherwise wait out
+    assert proc.returncode == 1, err
+    assert f"pod {name}" in err and "EvictionByEvictionAPI" in err, err
+    assert "lost contact" not in err and "unreachable" not in err, err
+
+
+QUEUED_GPU_APP = '''\
+import time
+
+import lit as L
+
+
+class Train(L.LightningWork):
+    def __init__(self, seconds):
+        super().__init__(parallel=True, cloud_compute=L.CloudCompute("gpu"))
+        self.seconds = seconds
+
+    def run(self):
+        print(f"training for {self.seconds} s", flush=True)
+        time.sleep(self.seconds)
+
+
+class Flow(L.LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.first = Train(4)
+        self.second = Train(0)
+
+    def run(self):
+        self.first.run()
+        if self.first.is_running:
+            self.second.run()
+        if self.first.has_succeeded and self.second.has_succeeded:
+            self.stop("both trained")
+
+
+app = L.LightningApp(Flow())
+'''
+
+
+def test_a_work_waiting_for_a_gpu_shows_the_schedulers_reason_and_runs_once_the_gpu_is_free(
+        kube: Kube, tmp_path: Path) -> None:
+    kube.grant()
+    assert kube.create().returncode == 0
+    app = tmp_path / "queued" / "app.py"
+    app.parent.mkdir()
+    app.write_text(QUEUED_GPU_APP)
+    result = kube("run", str(app), "--cloud", "kc")
+    assert result.returncode == 0, result.stderr
+    # The test cluster has one GPU: the second work's pod waits, with the scheduler's own words, until the first
+    # work's pod is deleted at its end (its GPU back to the cluster).
+    pending = [line for line in result.stderr.splitlines() if line.startswith("second") and "| pending: " in line]
+    assert pending and "Insufficient nvidia.com/gpu" in pending[0], result.stderr
+    nodes = nodes_of(result.stderr)
+    assert nodes["first"] == nodes["second"] == kube.cluster.gpu_nodes[0].name, result.stderr
+
+
 MULTI_APP = '''\
 import socket
 

@@ -81,3 +81,66 @@ def test_a_node_fits_by_allocatable_taints_and_labels() -> None:
     assert not node_fits(small, cpu, {"pool": "gpu"}, False)
     assert not node_fits(node({"cpu": "4", "memory": "16Gi"}, unschedulable=True), cpu, {}, False)
     assert not node_fits(node({"cpu": "1500m", "memory": "64Gi"}), cpu, {}, False)  # 1.5 CPUs < 2
+
+
+def test_reading_an_exec_stream_leaves_no_stdout_frame_behind() -> None:
+    """The client's read_channel on an empty channel reads further frames itself (update(0)): a stdout frame it
+    pulls in while stderr is read must be returned now, not after the next update's whole timeout."""
+    from kubernetes.stream.ws_client import WSClient
+
+    from lit.provisioner.kubernetes.execconn import STDOUT, _take
+
+    class Frames(WSClient):  # the real read_channel and peek_channel over frames queued by the test
+        def __init__(self) -> None:
+            self._channels: dict[int, bytes] = {}
+            self._closed_channels: set[int] = set()
+            self.binary = True
+            self.queued: list[tuple[int, bytes]] = []
+
+        def update(self, timeout: float = 0) -> None:  # as the real one: every frame that has arrived, buffered
+            for channel, data in self.queued:
+                self._channels[channel] = self._channels.get(channel, b"") + data
+            self.queued = []
+
+    ws = Frames()
+    ws.queued.append((STDOUT, b'{"stage":"running"}\n'))
+    ws.update(1.0)
+    ws.queued.append((STDOUT, b'{"stage":"succeeded"}\n'))  # arrives while lit reads the first
+    out, err = _take(ws)
+    assert out == b'{"stage":"running"}\n{"stage":"succeeded"}\n' and err == b""
+    assert STDOUT not in ws._channels
+
+
+def pod(phase: str = "Running", conditions: Any = (), deleting: bool = False, reason: str = "") -> Any:
+    return SimpleNamespace(
+        metadata=SimpleNamespace(deletion_timestamp="2026-12-01T00:00:00Z" if deleting else None),
+        status=SimpleNamespace(phase=phase, reason=reason or None, message=None, container_statuses=None,
+                               conditions=[SimpleNamespace(type=t, status="True", reason=r, message=m)
+                                           for t, r, m in conditions]))
+
+
+class Watched:
+    """A PodWatch's reading side over one fixed state (the watch itself runs against the test cluster)."""
+
+    def __init__(self, obj: Any, deleted: bool) -> None:
+        self.obj, self.deleted = obj, deleted
+
+    def wait(self, name: str, done: Any, timeout: float, seen: Any = None) -> bool:
+        return bool(done(self.obj, self.deleted))
+
+    def state(self, name: str) -> tuple[Any, bool]:
+        return self.obj, self.deleted
+
+
+def test_why_a_pod_went_under_a_running_work() -> None:
+    from lit.provisioner.kubernetes.pods import lost
+
+    evicted = pod(conditions=[("DisruptionTarget", "EvictionByEvictionAPI", "Eviction API: evicting")],
+                  deleting=True)
+    assert lost(Watched(evicted, False), "p", 0) == \
+        "pod p is being deleted: EvictionByEvictionAPI: Eviction API: evicting"
+    assert lost(Watched(evicted, True), "p", 0) == "pod p was deleted: EvictionByEvictionAPI: Eviction API: evicting"
+    assert lost(Watched(pod("Failed", reason="Evicted"), False), "p", 0) == "pod p ended: Evicted"
+    assert lost(Watched(pod(), True), "p", 0) == "pod p was deleted: deleted by someone other than lit"
+    assert lost(Watched(pod(), False), "p", 0) is None  # still running: the stream dropped, lit reconnects
+    assert lost(Watched(None, False), "p", 0) is None

@@ -1,9 +1,8 @@
 """A work's pod: its manifest (resources from the compute table, labels, the run's owner), waiting until it runs
-(with the scheduler's reason while it waits), and deleting it."""
+(with the scheduler's reason while it waits), why it went under a running work, and deleting it."""
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Optional
 
 from lit.runtime.compute import COMPUTE_NAMES, CloudCompute
@@ -11,6 +10,7 @@ from lit.runtime.errors import InfrastructureError
 from lit.stacks.kubernetes.objects import label_value, object_name
 
 from .client import Api, kubernetes_module, mapped
+from .watch import PodWatch
 
 MANAGED = {"app.kubernetes.io/managed-by": "lit"}
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -85,31 +85,70 @@ def run_owner(api: Api, cluster: str, run_id: str) -> dict[str, Any]:
             "blockOwnerDeletion": False}
 
 
-def wait_running(api: Api, name: str, pending_timeout: float, progress: Callable[[str], None]) -> Any:
-    """Until the pod runs (its IP known). While it waits, the scheduler's or kubelet's reason is shown once per
-    change; a reason that waiting cannot cure, a failed pod, or `pending_timeout` seconds unscheduled raise."""
-    said = ""
-    started = time.monotonic()
-    while True:
-        with mapped(f"reading pod {name}"):
-            pod = api.core.read_namespaced_pod(name, api.namespace)
-        status = pod.status
-        phase = status.phase or "Pending"
-        if phase == "Running" and status.pod_ip:
-            return pod
+def wait_running(watch: PodWatch, name: str, pending_timeout: float, progress: Callable[[str], None]) -> Any:
+    """Until the pod runs (its IP known), from the run's pod watch. While it waits, the scheduler's or kubelet's
+    reason is shown once per change; a reason that waiting cannot cure, a failed or deleted pod, or
+    `pending_timeout` seconds unscheduled raise."""
+    said = [""]
+
+    def seen(pod: Optional[Any], deleted: bool) -> None:
+        if deleted:
+            raise InfrastructureError(f"pod {name} was deleted before its work started: {why_gone(pod)}")
+        if pod is None:
+            return
+        phase = pod.status.phase or "Pending"
         if phase in ("Failed", "Succeeded"):
             raise InfrastructureError(f"pod {name} ended before its work started: {why_ended(pod)}")
         reason = pending_reason(pod)
-        if reason and reason != said:
+        if reason and reason != said[0]:
             progress(f"pending: {reason}")
-            said = reason
+            said[0] = reason
         waiting = container_waiting(pod)
         if waiting is not None and waiting[0] in HOPELESS:
             raise InfrastructureError(f"pod {name} cannot start: {waiting[0]}: {waiting[1]}")
-        if time.monotonic() - started > pending_timeout:
-            raise InfrastructureError(f"pod {name} did not start within {pending_timeout:.0f} s"
-                                      + (f": {reason}" if reason else ""))
-        time.sleep(0.1)
+
+    def running(pod: Optional[Any], deleted: bool) -> bool:
+        return pod is not None and pod.status.phase == "Running" and bool(pod.status.pod_ip)
+
+    if not watch.wait(name, running, pending_timeout, seen):
+        cause = said[0] or (f"the pod watch failed: {watch.error}" if watch.error else "")
+        raise InfrastructureError(f"pod {name} did not start within {pending_timeout:.0f} s"
+                                  + (f": {cause}" if cause else ""))
+    pod, _ = watch.state(name)
+    return pod
+
+
+def lost(watch: PodWatch, name: str, settle: float) -> Optional[str]:
+    """Why the pod under a running work is gone or going (evicted, deleted by someone, its container ended), or
+    None; waits up to `settle` seconds for the API server to say (a dropped exec stream can come first)."""
+    def ended(pod: Optional[Any], deleted: bool) -> bool:
+        return deleted or (pod is not None and (pod.metadata.deletion_timestamp is not None
+                                                or pod.status.phase in ("Failed", "Succeeded")))
+
+    watch.wait(name, ended, settle)
+    pod, deleted = watch.state(name)
+    if deleted:
+        return f"pod {name} was deleted: {why_gone(pod)}"
+    if pod is None:
+        return None
+    if pod.status.phase in ("Failed", "Succeeded"):
+        return f"pod {name} ended: {why_ended(pod)}"
+    if pod.metadata.deletion_timestamp is not None:
+        return f"pod {name} is being deleted: {why_gone(pod)}"
+    return None
+
+
+def why_gone(pod: Optional[Any]) -> str:
+    """Why a pod was deleted, as far as it says: the DisruptionTarget condition Kubernetes adds when it evicts
+    or preempts a pod (reason and message), else how it ended, else that someone else deleted it."""
+    if pod is None:
+        return "deleted by someone other than lit"
+    for condition in pod.status.conditions or []:
+        if condition.type == "DisruptionTarget" and condition.status == "True":
+            return f"{condition.reason}: {condition.message}".strip(": ")
+    if pod.status.phase in ("Failed", "Succeeded"):
+        return why_ended(pod)
+    return "deleted by someone other than lit"
 
 
 def pending_reason(pod: Any) -> str:
@@ -140,8 +179,8 @@ def why_ended(pod: Any) -> str:
     return status.phase or "unknown"
 
 
-def delete(api: Api, name: str, wait: float = 0.0) -> None:
-    """Delete the pod (gone already is fine); with `wait`, until the API no longer has it."""
+def delete(api: Api, name: str, watch: Optional[PodWatch] = None, wait: float = 0.0) -> None:
+    """Delete the pod (gone already is fine); with a watch and `wait`, until the API no longer has it."""
     kubernetes = kubernetes_module()
     with mapped(f"deleting pod {name}"):
         try:
@@ -150,15 +189,8 @@ def delete(api: Api, name: str, wait: float = 0.0) -> None:
             if exc.status != 404:
                 raise
             return
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        with mapped(f"waiting for pod {name} to go"):
-            try:
-                api.core.read_namespaced_pod(name, api.namespace)
-            except kubernetes.client.exceptions.ApiException as exc:
-                if exc.status == 404:
-                    return
-                raise
-        time.sleep(0.05)
-    if wait:
-        raise InfrastructureError(f"pod {name} was still there {wait:.0f} s after it was deleted")
+    if watch is None or not wait:
+        return
+    if not watch.wait(name, lambda pod, deleted: deleted or pod is None, wait):
+        why = f" (the pod watch failed: {watch.error})" if watch.error else ""
+        raise InfrastructureError(f"pod {name} was still there {wait:.0f} s after it was deleted{why}")

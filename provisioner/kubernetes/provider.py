@@ -14,8 +14,9 @@ from ..base import Cluster, Created, Lease, Listing, Machine, Options, Progress,
 from ..connector import Connector
 from . import cluster as clusters
 from . import pods
-from .client import Api, connect, mapped
+from .client import Api, connect, kubernetes_module, mapped
 from .execconn import ExecConnector
+from .watch import PodWatch
 
 PENDING_TIMEOUT_SECONDS = 300.0  # a pod still unscheduled after this long fails its work, with the scheduler's reason
 DELETE_WAIT_SECONDS = 60.0
@@ -30,6 +31,7 @@ class KubernetesProvider(Provider):
         self._owners: dict[tuple[str, str], dict[str, Any]] = {}
         self._owner_locks: dict[tuple[str, str], threading.Lock] = {}
         self._nodes: dict[str, Optional[list[Any]]] = {}
+        self._watches: dict[str, PodWatch] = {}
 
     def api(self, cluster: Cluster) -> Api:
         with self._lock:
@@ -38,6 +40,16 @@ class KubernetesProvider(Provider):
                 self._apis[cluster.name] = connect(s.get("kubeconfig") or None, s.get("context") or None,
                                                    s["namespace"])
             return self._apis[cluster.name]
+
+    def watch(self, cluster: Cluster) -> PodWatch:
+        """The cluster's lit pods, watched from the first work placed until the run ends."""
+        api = self.api(cluster)
+        with self._lock:
+            if cluster.name not in self._watches:
+                # Its own client: the watch holds a connection for as long as it runs.
+                own = Api(kubernetes_module().client.ApiClient(api.client.configuration), api.namespace, api.context)
+                self._watches[cluster.name] = PodWatch(own, clusters.selector(cluster.name))
+            return self._watches[cluster.name]
 
     # -- clusters -----------------------------------------------------------------------------------
     def create(self, name: str, options: Options, orphan_timeout: float, progress: Progress) -> Created:
@@ -89,6 +101,7 @@ class KubernetesProvider(Provider):
         api = self.api(cluster)
         s = cluster.settings
         owner = self._owner(cluster, run_id)
+        watch = self.watch(cluster)
         gpus = COMPUTE_NAMES[compute.name].gpus
         name = pods.object_name("lit", cluster.name, work.split(".")[-1], uuid.uuid4().hex[:6])
         image = (s.get("gpu_image") if gpus else None) or s["image"]
@@ -101,7 +114,7 @@ class KubernetesProvider(Provider):
         lease = self._lease(cluster, compute, name, "", "")
         if made is not None:
             made(lease)
-        pod = pods.wait_running(api, name, float(s.get("pending_timeout") or PENDING_TIMEOUT_SECONDS), progress)
+        pod = pods.wait_running(watch, name, float(s.get("pending_timeout") or PENDING_TIMEOUT_SECONDS), progress)
         progress(f"running: pod {name} on node {pod.spec.node_name} at {pod.status.pod_ip}")
         return self._lease(cluster, compute, name, pod.status.pod_ip, pod.spec.node_name or "")
 
@@ -133,7 +146,12 @@ class KubernetesProvider(Provider):
     def release(self, cluster: Cluster, lease: Lease) -> None:
         """Delete the work's pod (and wait until it is gone): between calls and at the end (the base's
         terminate) alike, since a pod cannot be stopped and started again."""
-        pods.delete(self.api(cluster), lease.machine.id, wait=DELETE_WAIT_SECONDS)
+        pods.delete(self.api(cluster), lease.machine.id, self.watch(cluster), wait=DELETE_WAIT_SECONDS)
+
+    def lost(self, cluster: Cluster, lease: Lease, settle: float) -> Optional[str]:
+        """An evicted or preempted pod, one deleted by someone else, or one whose container ended: Kubernetes'
+        reason (from the run's pod watch)."""
+        return pods.lost(self.watch(cluster), lease.machine.id, settle)
 
     def release_note(self, terminated: bool) -> str:
         return "pod deleted"
@@ -141,6 +159,9 @@ class KubernetesProvider(Provider):
     def end_run(self, cluster: Cluster, run_id: str) -> None:
         with self._lock:
             owner = self._owners.pop((cluster.name, run_id), None)
+            watch = self._watches.pop(cluster.name, None)
+        if watch is not None:
+            watch.close()
         if owner is not None:  # what is left of the run (a pod nobody could delete) goes with its owner
             clusters.delete_run_owner(self.api(cluster), owner["name"])
 

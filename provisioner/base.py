@@ -128,6 +128,9 @@ class Lease:
     known_hosts: Optional[str] = None  # this machine's pinned host key, when not the cluster's file
     instance_type: str = ""
     price_per_hour: float = 0.0
+    # A machine made for this lease with its home known (a pod's): nothing of lit is on it yet, so shipping skips
+    # the round trip that asks. "" where lit must ask (a host or an instance that may hold earlier uploads).
+    fresh_home: str = ""
 
 
 Progress = Callable[[str], None]

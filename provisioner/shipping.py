@@ -41,9 +41,11 @@ def start_agent(ssh: Connection, launcher: ClusterLauncher, spec: AgentSpec, lea
     machine = lease.machine
     bundle = launcher.bundle
     q = shlex.quote
-    # One round trip: where home is, and whether the bundle is there already.
-    found = ssh.check(f'printf "%s\\n" "$HOME"; test -f "$HOME/.lit/bundles/{bundle.sha256}/.complete" && '
-                      "echo have || echo need", "reading $HOME").split()
+    if lease.fresh_home:  # a machine made for this work: nothing of lit is there yet
+        found = [lease.fresh_home, "need"]
+    else:  # one round trip: where home is, and whether the bundle is there already
+        found = ssh.check(f'printf "%s\\n" "$HOME"; test -f "$HOME/.lit/bundles/{bundle.sha256}/.complete" && '
+                          "echo have || echo need", "reading $HOME").split()
     home = found[0]
     bundle_dir = f"{home}/.lit/bundles/{bundle.sha256}"
     python = machine.python or "python3"

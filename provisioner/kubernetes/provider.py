@@ -123,7 +123,8 @@ class KubernetesProvider(Provider):
         # The pod's IP is where the run's other works reach it; lit itself goes through the API server.
         machine = Machine(name, ip or name, "", 0, spec.vcpus, spec.memory_gib * 1024, spec.gpus, "running",
                           "python3", ip or name)
-        return Lease(cluster.name, machine, tuple(range(spec.gpus)), None, None, f"pod ({compute.name})", 0.0)
+        return Lease(cluster.name, machine, tuple(range(spec.gpus)), None, None, f"pod ({compute.name})", 0.0,
+                     fresh_home=pods.HOME)  # a new pod each time: its HOME is an empty emptyDir
 
     def _owner(self, cluster: Cluster, run_id: str) -> dict[str, Any]:
         """The run's owner object and network policy, made once per run (works are placed concurrently)."""

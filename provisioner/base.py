@@ -248,10 +248,12 @@ class Provider:
         raise NotImplementedError
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None,
+                cancelled: Optional[Callable[[], bool]] = None) -> Optional[Lease]:
         """Take `machine` for one work (making the instance where there is none), or None if it is not free now.
         `made` is told as soon as a machine exists (or runs again) for the work, before it is ready: lit removes
-        it at the end even if it never became ready."""
+        it at the end even if it never became ready. A provider that waits inside acquire (a pod until it is
+        scheduled) returns None once `cancelled()` holds (the app ended meanwhile)."""
         raise NotImplementedError
 
     def claim(self, ssh: Any, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:

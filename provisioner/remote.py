@@ -247,7 +247,8 @@ class RemoteAgent(threading.Thread):
     def _try_machine(self, cluster: Cluster, provider: Provider, machine: Machine, owner: str) -> bool:
         lease = provider.acquire(cluster, self.spec.compute, machine, self.launcher.run_id, self.spec.work_name,
                                  self.progress, app=self.launcher.app_name,
-                                 made=lambda made: self.launcher.made_machine(cluster, provider, made))
+                                 made=lambda made: self.launcher.made_machine(cluster, provider, made),
+                                 cancelled=lambda: self.cancelled)
         if lease is None:
             return False
         self.cluster, self.provider, self.lease = cluster, provider, lease

@@ -138,6 +138,10 @@ def test_hello_app_runs_each_work_in_its_own_pod_the_gpu_work_on_the_gpu_node(ku
     created = kube.create()
     assert created.returncode == 0, created.stderr
     assert f"created cluster kc in namespace {kube.ns}" in created.stdout
+    listed = kube("list", "clusters")
+    assert listed.returncode == 0, listed.stderr
+    [row] = [line for line in listed.stdout.splitlines() if " kc " in line]
+    assert "kubernetes" in row and f"/{kube.ns}" in row and "0 pods" in row, listed.stdout
     result = kube("run", str(REPO / "examples" / "hello_app.py"), "--cloud", "kc")
     assert result.returncode == 0, result.stderr
     assert "work_A | running code A on a CPU machine" in result.stdout
@@ -272,6 +276,31 @@ def test_an_evicted_pod_fails_its_work_with_the_reason_kubernetes_gives(kube: Ku
     assert "lost contact" not in err and "unreachable" not in err, err
 
 
+def _drop_connections(pid: int, api_url: str) -> int:
+    """Abort every TCP connection process `pid` has to the API server (`ss -K`, as a network fault would); how
+    many."""
+    port = api_url.rsplit(":", 1)[1]
+    listed = subprocess.run(["ss", "-Htnp", "state", "established", "dport", "=", f":{port}"], capture_output=True,
+                            text=True, check=True).stdout
+    mine = [line.split()[2].rsplit(":", 1)[1] for line in listed.splitlines() if f"pid={pid}," in line]
+    for sport in mine:
+        subprocess.run(["ss", "-K", "-tn", "dport", "=", f":{port}", "sport", "=", f":{sport}"], check=True,
+                       capture_output=True)
+    return len(mine)
+
+
+def test_a_dropped_exec_stream_is_reopened_and_the_work_goes_on(kube: Kube) -> None:
+    kube.grant()
+    assert kube.create().returncode == 0
+    proc = kube.start("run", str(APPS / "sleep_app.py"), "--cloud", "kc", "--env", "SLEEP=12")
+    wait_line(proc, "sleeping on", timeout=90)
+    assert _drop_connections(proc.pid, kube.cluster.api_url) >= 2  # the exec stream and the pod watch at least
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "lost contact with" in err and "reconnected to" in err, err
+    assert "woke up" in out and "sleeping on" not in out  # the same call, resumed: not run again
+
+
 QUEUED_GPU_APP = '''\
 import time
 
@@ -280,7 +309,8 @@ import lit as L
 
 class Train(L.LightningWork):
     def __init__(self, seconds):
-        super().__init__(parallel=True, cloud_compute=L.CloudCompute("gpu"))
+        # Each pod only once the flow runs the work (not all at the app's start): the second waits for the first.
+        super().__init__(parallel=True, cloud_compute=L.CloudCompute("gpu"), start_with_flow=False)
         self.seconds = seconds
 
     def run(self):
@@ -306,21 +336,66 @@ app = L.LightningApp(Flow())
 '''
 
 
-def test_a_work_waiting_for_a_gpu_shows_the_schedulers_reason_and_runs_once_the_gpu_is_free(
-        kube: Kube, tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_gpus,reason", [("", "Insufficient nvidia.com/gpu"), ("1", "exceeded quota")])
+def test_a_work_waiting_for_a_gpu_shows_why_and_runs_once_the_gpu_is_free(
+        kube: Kube, tmp_path: Path, max_gpus: str, reason: str) -> None:
     kube.grant()
-    assert kube.create().returncode == 0
+    assert kube.create("kc", LIT_USER, *(("--max-gpus", max_gpus) if max_gpus else ())).returncode == 0
     app = tmp_path / "queued" / "app.py"
     app.parent.mkdir()
     app.write_text(QUEUED_GPU_APP)
     result = kube("run", str(app), "--cloud", "kc")
     assert result.returncode == 0, result.stderr
-    # The test cluster has one GPU: the second work's pod waits, with the scheduler's own words, until the first
-    # work's pod is deleted at its end (its GPU back to the cluster).
+    # The test cluster has one GPU: the second work's pod waits until the first work's pod is deleted at its end
+    # (its GPU back to the cluster), saying why in Kubernetes' own words: the scheduler's, or (with --max-gpus)
+    # the API server's, which refuses the pod over the namespace's quota.
     pending = [line for line in result.stderr.splitlines() if line.startswith("second") and "| pending: " in line]
-    assert pending and "Insufficient nvidia.com/gpu" in pending[0], result.stderr
+    assert pending and reason in pending[0], result.stderr
     nodes = nodes_of(result.stderr)
     assert nodes["first"] == nodes["second"] == kube.cluster.gpu_nodes[0].name, result.stderr
+
+
+TWO_GPUS_APP = '''\
+import time
+
+import lit as L
+
+
+class Hold(L.LightningWork):
+    def run(self):
+        print("holding the GPU", flush=True)
+        time.sleep(300)
+
+
+class Flow(L.LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.a = Hold(parallel=True, cloud_compute=L.CloudCompute("gpu"))
+        self.b = Hold(parallel=True, cloud_compute=L.CloudCompute("gpu"))
+
+    def run(self):
+        self.a.run()
+        self.b.run()
+
+
+app = L.LightningApp(Flow())
+'''
+
+
+def test_ctrl_c_while_a_work_waits_for_a_gpu_ends_lit_at_once_and_removes_both_pods(kube: Kube, tmp_path: Path) -> None:
+    kube.grant()
+    assert kube.create().returncode == 0
+    app = tmp_path / "two" / "app.py"
+    app.parent.mkdir()
+    app.write_text(TWO_GPUS_APP)
+    proc = kube.start("run", str(app), "--cloud", "kc")
+    wait_line(proc, "holding the GPU", timeout=90)  # one work has the cluster's only GPU; the other's pod waits
+    assert len(kube.pods()) == 2
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)  # not the pending timeout (minutes)
+    assert proc.returncode == 130, err
+    assert "| pending: " in err and "still being prepared" not in err, err
+    assert not kube.pods(), "lit ended and left pods behind"
 
 
 MULTI_APP = '''\

@@ -86,7 +86,8 @@ class FakeProvider(Provider):
         return sorted(cluster.machines, key=lambda m: load.get(m.id, 0))  # stable: the record's order breaks ties
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None,
+                cancelled: Optional[Callable[[], bool]] = None) -> Optional[Lease]:
         with self.lock:
             self.tried.append(machine.id)
             if machine.id in self.busy:

@@ -117,7 +117,8 @@ class AWSProvider(Provider):
         return [Machine(f"ec2:new:{compute.name}", "", self.ssh_user(compute.gpus))]  # made on demand
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None,
+                cancelled: Optional[Callable[[], bool]] = None) -> Optional[Lease]:
         told = made or (lambda lease: None)
         stopped = self._stopped_instance(cluster, app, work, compute)
         if stopped is not None:

@@ -65,12 +65,13 @@ def mapped(what: str) -> Iterator[None]:
     try:
         yield
     except kubernetes.client.exceptions.ApiException as exc:
-        raise InfrastructureError(f"{what}: {exc.status} {exc.reason}: {_message(exc)}") from None
+        raise InfrastructureError(f"{what}: {exc.status} {exc.reason}: {message_of(exc)}") from None
     except (OSError, kubernetes.client.exceptions.OpenApiException) as exc:
         raise InfrastructureError(f"{what}: {exc}") from None
 
 
-def _message(exc: Any) -> str:
+def message_of(exc: Any) -> str:
+    """The API's own message in an ApiException (its Status body), else the body."""
     import json
 
     try:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Optional
 
 from lit.runtime.compute import COMPUTE_NAMES, CloudCompute
 from lit.runtime.errors import InfrastructureError
 from lit.stacks.kubernetes.objects import label_value, object_name
 
-from .client import Api, kubernetes_module, mapped
+from .client import Api, kubernetes_module, mapped, message_of
 from .watch import PodWatch
 
 MANAGED = {"app.kubernetes.io/managed-by": "lit"}
@@ -19,6 +20,7 @@ HOME = "/tmp/lit-home"  # an emptyDir: lit's files in the pod, writable whatever
 # poweroff command), so the pod ends and, with restartPolicy Never, is not started again.
 KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 # Waiting reasons of a container that will not start by waiting longer (kubelet's image and config errors).
+QUOTA_RETRY_SECONDS = 1.0  # a pod refused over the namespace's quota is asked for again this often
 HOPELESS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                       "CreateContainerError", "RunContainerError"})
 
@@ -85,10 +87,49 @@ def run_owner(api: Api, cluster: str, run_id: str) -> dict[str, Any]:
             "blockOwnerDeletion": False}
 
 
-def wait_running(watch: PodWatch, name: str, pending_timeout: float, progress: Callable[[str], None]) -> Any:
-    """Until the pod runs (its IP known), from the run's pod watch. While it waits, the scheduler's or kubelet's
-    reason is shown once per change; a reason that waiting cannot cure, a failed or deleted pod, or
-    `pending_timeout` seconds unscheduled raise."""
+def create(api: Api, manifest: dict[str, Any], pending_timeout: float, progress: Callable[[str], None],
+           cancelled: Callable[[], bool] = lambda: False) -> bool:
+    """Make the pod. Over the namespace's ResourceQuota (`--max-gpus`) the API server refuses it (403, "exceeded
+    quota": the ResourceQuota admission plugin); like a pod the scheduler cannot place yet, it waits, with that
+    reason, until the quota has room (another work's pod went) or `pending_timeout` seconds passed. False: it was
+    cancelled before the pod was made."""
+    name = manifest["metadata"]["name"]
+    deadline = time.monotonic() + pending_timeout
+    said = ""
+    while True:
+        with mapped(f"making pod {name}"):
+            reason = _over_quota(lambda: api.core.create_namespaced_pod(api.namespace, manifest))
+        if reason is None:
+            return True
+        if reason != said:
+            progress(f"pending: {reason}")
+            said = reason
+        if time.monotonic() > deadline:
+            raise InfrastructureError(f"pod {name} was refused for {pending_timeout:.0f} s: {reason}")
+        retry_at = time.monotonic() + QUOTA_RETRY_SECONDS
+        while time.monotonic() < retry_at:
+            if cancelled():
+                return False
+            time.sleep(0.1)
+
+
+def _over_quota(create: Callable[[], Any]) -> Optional[str]:
+    """None once made; the API server's message when it refused over the quota; any other refusal raised."""
+    kubernetes = kubernetes_module()
+    try:
+        create()
+    except kubernetes.client.exceptions.ApiException as exc:
+        if exc.status == 403 and "exceeded quota" in message_of(exc):
+            return message_of(exc)
+        raise
+    return None
+
+
+def wait_running(watch: PodWatch, name: str, pending_timeout: float, progress: Callable[[str], None],
+                 cancelled: Callable[[], bool] = lambda: False) -> Optional[Any]:
+    """Until the pod runs (its IP known), from the run's pod watch; None if cancelled first. While it waits, the
+    scheduler's or kubelet's reason is shown once per change; a reason that waiting cannot cure, a failed or
+    deleted pod, or `pending_timeout` seconds unscheduled raise."""
     said = [""]
 
     def seen(pod: Optional[Any], deleted: bool) -> None:
@@ -110,7 +151,9 @@ def wait_running(watch: PodWatch, name: str, pending_timeout: float, progress: C
     def running(pod: Optional[Any], deleted: bool) -> bool:
         return pod is not None and pod.status.phase == "Running" and bool(pod.status.pod_ip)
 
-    if not watch.wait(name, running, pending_timeout, seen):
+    if not watch.wait(name, running, pending_timeout, seen, cancelled):
+        if cancelled():
+            return None
         cause = said[0] or (f"the pod watch failed: {watch.error}" if watch.error else "")
         raise InfrastructureError(f"pod {name} did not start within {pending_timeout:.0f} s"
                                   + (f": {cause}" if cause else ""))

@@ -4,6 +4,7 @@ reached through its API server (pods/exec); a GPU work's pod is deleted the mome
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any, Callable, Optional
 
@@ -97,7 +98,8 @@ class KubernetesProvider(Provider):
         return [Machine(f"pod:new:{compute.name}", "", "", port=0)]  # made on demand; the cluster's scheduler places it
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None,
+                cancelled: Optional[Callable[[], bool]] = None) -> Optional[Lease]:
         api = self.api(cluster)
         s = cluster.settings
         owner = self._owner(cluster, run_id)
@@ -108,13 +110,18 @@ class KubernetesProvider(Provider):
         manifest = pods.pod_manifest(name, cluster.name, run_id, work, compute, image,
                                      (s.get("outputs") or {}).get("serviceAccount", "default"), owner,
                                      s.get("node_selector") or None)
-        with mapped(f"making pod {name}"):
-            api.core.create_namespaced_pod(api.namespace, manifest)
+        pending_timeout = float(s.get("pending_timeout") or PENDING_TIMEOUT_SECONDS)
+        started = time.monotonic()
+        stop = cancelled or (lambda: False)
+        if not pods.create(api, manifest, pending_timeout, progress, stop):
+            return None
         progress(f"requested pod {name} ({compute.name})")
         lease = self._lease(cluster, compute, name, "", "")
         if made is not None:
             made(lease)
-        pod = pods.wait_running(watch, name, float(s.get("pending_timeout") or PENDING_TIMEOUT_SECONDS), progress)
+        pod = pods.wait_running(watch, name, max(0.0, pending_timeout - (time.monotonic() - started)), progress, stop)
+        if pod is None:  # the app ended while the pod waited: lit removes it with the run's other machines
+            return None
         progress(f"running: pod {name} on node {pod.spec.node_name} at {pod.status.pod_ip}")
         return self._lease(cluster, compute, name, pod.status.pod_ip, pod.spec.node_name or "")
 

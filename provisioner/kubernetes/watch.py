@@ -17,6 +17,7 @@ from .client import Api, kubernetes_module
 
 WATCH_SECONDS = 30  # each watch request ends after this and is made again (from the last resourceVersion)
 RELIST_DELAY_SECONDS = 0.5
+CANCEL_CHECK_SECONDS = 0.2  # how often a waiter that can be cancelled looks
 
 
 class PodWatch:
@@ -46,9 +47,10 @@ class PodWatch:
             return self.pods.get(name), False
 
     def wait(self, name: str, done: Callable[[Optional[Any], bool], bool], timeout: float,
-             seen: Optional[Callable[[Optional[Any], bool], None]] = None) -> bool:
-        """Until `done(pod, deleted)` holds for the pod (True) or `timeout` seconds pass (False); `seen` is called
-        with each new state before `done` is asked."""
+             seen: Optional[Callable[[Optional[Any], bool], None]] = None,
+             cancelled: Optional[Callable[[], bool]] = None) -> bool:
+        """Until `done(pod, deleted)` holds for the pod (True), or `timeout` seconds pass or `cancelled()` holds
+        (False); `seen` is called with each new state before `done` is asked."""
         deadline = time.monotonic() + timeout
         last = -1
         with self._cond:
@@ -64,9 +66,9 @@ class PodWatch:
                     if done(pod, deleted):
                         return True
                 left = deadline - time.monotonic()
-                if left <= 0 or self._closed:
+                if left <= 0 or self._closed or (cancelled is not None and cancelled()):
                     return False
-                self._cond.wait(left)
+                self._cond.wait(left if cancelled is None else min(left, CANCEL_CHECK_SECONDS))
 
     def close(self) -> None:
         with self._cond:

@@ -156,7 +156,8 @@ class SSHProvider(Provider):
         return sorted(cluster.machines, key=lambda m: (m.gpus > 0, load.get(m.id, 0) / max(m.cpus, 1)))
 
     def acquire(self, cluster: Cluster, compute: CloudCompute, machine: Machine, run_id: str, work: str,
-                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None) -> Optional[Lease]:
+                progress: Progress, app: str = "", made: Optional[Callable[[Lease], None]] = None,
+                cancelled: Optional[Callable[[], bool]] = None) -> Optional[Lease]:
         return Lease(cluster.name, machine)  # the user's host: nothing is made
 
     def claim(self, ssh: SSH, cluster: Cluster, compute: CloudCompute, lease: Lease, owner: str) -> Optional[Lease]:

@@ -112,6 +112,7 @@ CONTROLLERS = (
     "replicaset-controller",
     "deployment-controller",
     "ttl-after-finished-controller",
+    "resourcequota-controller",  # a quota's use goes down again when pods go (replenishment)
 )
 
 

@@ -99,8 +99,8 @@ class Orchestrator(AgentStreams, Ending):
     # -- calls from the flow ----------------------------------------------------------------------
     def call(self, work: LightningWork, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         handle = self._handle(work)
-        enc_args = [codec.encode(a, f"{work.name}.run() argument {i}") for i, a in enumerate(args)]
-        enc_kwargs = {k: codec.encode(v, f"{work.name}.run() argument {k}") for k, v in kwargs.items()}
+        enc_args = [codec.encode(a, f"{work.name}.run() argument {i}", call=True) for i, a in enumerate(args)]
+        enc_kwargs = {k: codec.encode(v, f"{work.name}.run() argument {k}", call=True) for k, v in kwargs.items()}
         key = codec.dumps([enc_args, enc_kwargs])
         record = handle.calls.get(key)
         if record is not None and record.stage in FINAL_STAGES and not record.consumed:

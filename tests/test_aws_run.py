@@ -151,6 +151,15 @@ def test_works_reach_each_other_at_private_addresses_and_lit_connects_to_public_
         assert f"connecting to ubuntu@{public}:22" in result.stderr
 
 
+def test_picklable_call_arguments_reach_a_work_on_an_instance(lit: Lit) -> None:
+    from tests.test_call_args import check_received
+
+    obs = lit.tmp / "obs.json"
+    result = lit.run(str(APPS / "pickled_args_app.py"), "--cloud", "gpus", "--env", f"OBS={obs}")
+    assert result.returncode == 0, result.stderr
+    check_received(json.loads(obs.read_text()))
+
+
 def test_every_instance_is_locked_down(lit: Lit, ec2: Any, home: Path, cloud: FakeCloud) -> None:
     """IMDSv2, encrypted root volume, tags, shutdown behaviour, user data with the cluster's key, and the host key
     replaced after the first contact."""

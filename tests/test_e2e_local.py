@@ -160,7 +160,7 @@ def test_non_json_run_argument_is_a_clear_error(lit: LitRunner, mode: str, name:
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
-    assert "argument" in errors[0] and "not JSON-serializable" in errors[0]
+    assert "argument" in errors[0] and "neither JSON nor picklable" in errors[0]
     assert re.search(r"argument (payload|0)\b" if name is None else rf"argument {name}\b", errors[0])
     assert lit.obs("work_ran") == []
 

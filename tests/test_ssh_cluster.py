@@ -102,6 +102,16 @@ def test_dag_example_and_state_both_ways_on_three_hosts(lit: Lit, bed: TestBed, 
     assert "cuda='0'" in result.stdout and "cuda=''" in result.stdout  # GPU leased; CPU works see none
 
 
+def test_picklable_call_arguments_reach_a_work_on_a_host(lit: Lit, tmp_path: Path) -> None:
+    from tests.test_call_args import check_received
+
+    lit.create()
+    obs = tmp_path / "obs.json"
+    result = lit("run", str(APPS / "pickled_args_app.py"), "--cloud", "tb", "--env", f"OBS={obs}")
+    assert result.returncode == 0, result.stderr
+    check_received(json.loads(obs.read_text()))
+
+
 def test_a_work_killed_on_its_host_fails_the_app(lit: Lit, bed: TestBed) -> None:
     lit.create()
     proc = lit.start("run", str(APPS / "sleep_app.py"), "--cloud", "tb", "--env", "SLEEP=60")

@@ -1,5 +1,7 @@
-# Non-JSON state and arguments. MODE picks the case; "catch" records the errors and stops cleanly.
+# Non-JSON state, and arguments that are neither JSON nor picklable. MODE picks the case; "catch" records the
+# errors and stops cleanly.
 import os
+import threading
 
 from litobs import emit
 
@@ -48,7 +50,7 @@ class NonJsonFlow(L.LightningFlow):
                 ("flow_attr", lambda: setattr(self, "bad_flow_attr", {1, 2})),
                 ("flow_obj", lambda: setattr(self, "bad_obj_attr", Holder())),
                 ("work_attr_from_flow", lambda: setattr(self.worker, "bad_from_flow", {3})),
-                ("kwarg", lambda: self.worker.run(payload={1, 2})),
+                ("kwarg", lambda: self.worker.run(payload=threading.Lock())),
             ):
                 try:
                     action()
@@ -62,9 +64,9 @@ class NonJsonFlow(L.LightningFlow):
         elif MODE == "flow_attr":
             self.bad_flow_attr = {1, 2}  # FLOW-ATTR-LINE
         elif MODE == "arg":
-            self.worker.run({1, 2})
+            self.worker.run(threading.Lock())
         elif MODE == "kwarg":
-            self.worker.run(payload={1, 2})
+            self.worker.run(payload=threading.Lock())
         else:
             self.worker.run()
             emit("flow_after", items=self.worker.items, value=self.worker.value)

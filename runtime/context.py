@@ -77,6 +77,7 @@ def running(runtime: Runtime) -> Iterator[Runtime]:
 # Plain process globals, not context variables: the work's own threads (a server it starts) read them too.
 agent_work: Optional[LightningWork] = None
 agent_store: Optional[FileStore] = None
+in_agent = False  # this process is a work's agent (it loads the app in the work's own folder, not where lit started)
 
 
 class TickInterrupt(BaseException):

@@ -52,6 +52,7 @@ class Calls(AgentState):
         os.environ.update(init.get("env") or {})
         self.store = make_store(self, init.get("storage") or {})
         context.agent_store = self.store
+        context.in_agent = True
         workdir = init["workdir"]
         os.makedirs(workdir, exist_ok=True)
         os.chdir(workdir)

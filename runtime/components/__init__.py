@@ -13,6 +13,7 @@ from typing import Any
 _WHERE = {
     "PopenPythonScript": "scripts",
     "TracerPythonScript": "scripts",
+    "Tracer": "scripts",
     "PythonServer": "serve",
     "Text": "serve",
     "Number": "serve",

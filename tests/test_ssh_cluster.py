@@ -112,6 +112,17 @@ def test_picklable_call_arguments_reach_a_work_on_a_host(lit: Lit, tmp_path: Pat
     check_received(json.loads(obs.read_text()))
 
 
+def test_a_script_work_runs_its_script_from_the_shipped_app_folder_on_a_host(lit: Lit) -> None:
+    lit.create()
+    app = REPO / "tests" / "script_apps" / "popen_app.py"
+    result = lit("run", str(app), "--cloud", "tb", "--env", "EXIT_CODE=0")
+    assert result.returncode == 0, result.stderr
+    assert "count | args: --a 1" in result.stdout and "count | GREETING=hi" in result.stdout
+    failed = lit("run", str(app), "--cloud", "tb", "--env", "EXIT_CODE=5")
+    assert failed.returncode == 1, failed.stderr
+    assert "scripts/count.py exited with code 5" in failed.stderr and "| line 29" in failed.stderr
+
+
 def test_a_work_killed_on_its_host_fails_the_app(lit: Lit, bed: TestBed) -> None:
     lit.create()
     proc = lit.start("run", str(APPS / "sleep_app.py"), "--cloud", "tb", "--env", "SLEEP=60")

@@ -83,3 +83,10 @@ def test_a_tracer_wraps_methods_while_the_script_runs_and_restores_them(tmp_path
     assert any("make" in entry for entry in res["tracer_res"]["Model"])
     assert tlib.Model.__dict__["fit"] is original and tlib.Model().fit(1) == 1  # restored
     assert isinstance(tlib.Model.__dict__["make"], classmethod)
+
+
+def test_the_dag_of_scripts_example_runs(cli: LitCli) -> None:
+    result = cli("run", str(REPO / "examples" / "dag_scripts_app.py"))
+    assert result.returncode == 0, result.stderr
+    assert "fit     | fitted y = 3.0x + 0.989 on 200 rows" in result.stdout
+    assert "publish | published: y = 3.0x + 0.989" in result.stdout

@@ -121,6 +121,9 @@ def test_a_script_work_runs_its_script_from_the_shipped_app_folder_on_a_host(lit
     failed = lit("run", str(app), "--cloud", "tb", "--env", "EXIT_CODE=5")
     assert failed.returncode == 1, failed.stderr
     assert "scripts/count.py exited with code 5" in failed.stderr and "| line 29" in failed.stderr
+    dag = lit("run", str(REPO / "examples" / "dag_scripts_app.py"), "--cloud", "tb")  # Payloads between hosts
+    assert dag.returncode == 0, dag.stderr
+    assert "publish | published: y = 3.0x + 0.989" in dag.stdout
 
 
 def test_a_work_killed_on_its_host_fails_the_app(lit: Lit, bed: TestBed) -> None:

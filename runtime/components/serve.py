@@ -80,13 +80,14 @@ def _check_value(kind: str, value: Any) -> Any:
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
-    if len(text) > 40:
-        text = text[:37] + "..."
+    """A value as JSON names it, with the value itself when it is short and simple: `integer 4`, `array`."""
     names = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null", list: "array",
              dict: "object"}
     name = names.get(type(value), type(value).__name__)
-    return name if name == text else f"{name} {text}"
+    if value is None or not isinstance(value, (str, int, float)):
+        return name
+    text = json.dumps(value)
+    return f"{name} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 class _Model:
@@ -375,7 +376,8 @@ class _Endpoint:
             elif hasattr(data, "dict") and hasattr(data, "json"):
                 data = data.dict()  # pydantic v1
             else:
-                raise TypeError(f"expected a dict or {self.output_type.__name__}, got {_describe(result)}")
+                raise ValidationError([("", f"expected a dict or {self.output_type.__name__}, "
+                                            f"got {_describe(result)}")])
         return _dump(_validate(self.output_type, data))
 
 

@@ -1,5 +1,9 @@
 # Three nodes meet at rank 0 over TCP and sum their values: the rendezvous a distributed job does.
 # Locally each node is a process with its own port; with --cloud each node is its own machine.
+#   lit run examples/multinode_app.py                 # 3 local processes, exit 0
+#   lit run examples/multinode_app.py --cloud NAME    # 3 machines
+# Knobs (passed with --env): MULTINODE_NODES and MULTINODE_COMPUTE size the run; MULTINODE_FAIL_RANK=N makes rank
+# N raise; MULTINODE_HOLD=S keeps rank r running r*S seconds after the sum (staggered ends).
 import os
 import socket
 import struct
@@ -61,6 +65,7 @@ class SumNode(L.LightningWork):
         value = (node_rank + 1) * 10
         self.total = all_reduce_sum(value, main_address, main_port, num_nodes, node_rank, self.host)
         print(f"node_rank {node_rank} total {self.total}", flush=True)
+        time.sleep(float(os.environ.get("MULTINODE_HOLD", "0")) * node_rank)
 
 
 app = L.LightningApp(MultiNode(SumNode, num_nodes=int(os.environ.get("MULTINODE_NODES", "3")),

@@ -8,6 +8,7 @@ import base64
 import http.client
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +20,8 @@ import pytest
 
 from lit.components import Category, Image, Number, PythonServer, Text
 from lit.runtime.components.serve import ValidationError
-from tests.conftest import REPO, LitRunner
-from tests.support import LitCli, require
+from tests.conftest import REPO, LitRunner, pid_alive
+from tests.support import LitCli, require, wait_for
 from tests.testbed import TestBed, require_root_and_sshd, testbed_fixture
 
 
@@ -304,10 +305,12 @@ class Lengths(PythonServer):
     def __init__(self):
         super().__init__(input_type=Text, output_type=Category, cloud_compute=L.CloudCompute("cpu"))
         self.served_on = ""
+        self.pid = 0
         self.setups = 0
 
     def setup(self):
         self.served_on = socket.gethostname()
+        self.pid = os.getpid()
         self.setups += 1
 
     def predict(self, request):
@@ -332,18 +335,35 @@ class Flow(L.LightningFlow):
         super().__init__()
         self.server = Lengths()
         self.caller = Caller()
+        self._seen = {}
 
     def run(self):
+        if self._seen:  # the flow stopped the server (STOP_SERVER=1): wait until it is gone, then try it
+            if not self.server.has_stopped:
+                return
+            try:
+                self._seen["after_stop"] = call(self.server.url, "GET", "/healthz")
+            except OSError as exc:
+                self._seen["after_stop"] = type(exc).__name__
+            self.finish()
+            return
         self.server.run()
         if not self.server.ready:
             return
         self.caller.run(self.server.url)
-        seen = {"url": self.server.url, "served_on": self.server.served_on, "setups": self.server.setups,
-                "caller": self.caller.host_name, "answers": self.caller.answers,
-                "from_flow": call(self.server.url, body='{"text": "flow"}'),
-                "healthz": call(self.server.url, "GET", "/healthz")}
+        self._seen = {"url": self.server.url, "served_on": self.server.served_on, "setups": self.server.setups,
+                      "pid": self.server.pid, "caller": self.caller.host_name, "answers": self.caller.answers,
+                      "from_flow": call(self.server.url, body='{"text": "flow"}'),
+                      "healthz": call(self.server.url, "GET", "/healthz")}
+        if os.environ.get("STOP_SERVER"):
+            self.server.stop()
+        else:
+            self.finish()
+
+    def finish(self):
+        self._seen["server_status"] = self.server.status.stage
         with open(os.environ["OBS"], "w") as fh:
-            json.dump(seen, fh)
+            json.dump(self._seen, fh)
         self.stop("served")
 
 
@@ -380,6 +400,19 @@ def test_lit_run_a_server_work_called_by_another_work(lit: LitRunner, tmp_path: 
     # predict()'s traceback is in the server's log, once; the caller only got the one line
     assert result.stderr.count("Lengths.predict() raised (HTTP 500)") == 1
     assert "server | RuntimeError: boom was asked for" in result.stderr
+    assert seen["server_status"] == "running"  # still serving when the app ended; the end took it down
+    assert not pid_alive(seen["pid"])
+
+
+def test_the_flow_stopping_the_server_ends_it(lit: LitRunner, tmp_path: Path) -> None:
+    obs = tmp_path / "obs.json"
+    result = lit.run(write_app(tmp_path), env={"OBS": str(obs), "STOP_SERVER": "1"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(obs.read_text())
+    assert seen["answers"] == EXPECTED_ANSWERS
+    assert seen["server_status"] == "stopped"
+    assert seen["after_stop"] == "ConnectionRefusedError"  # the port is closed once the work is stopped
+    assert not pid_alive(seen["pid"])
 
 
 def test_model_api_example_runs_locally_and_ends_by_itself(lit: LitRunner) -> None:
@@ -430,3 +463,10 @@ def test_server_on_one_host_called_from_another(cluster: LitCli, bed: TestBed, t
     assert seen["healthz"] == [200, {"ready": True}]
     assert "server | RuntimeError: boom was asked for" in result.stderr
     assert time.monotonic() - began < 120
+    # The server was still serving when the app ended: its process ended with the app, on its host.
+    server = next(h for h in bed.hosts if h.name == server_host)
+    wait_for(lambda: not [p for p, cmd in server.processes() if "lit.runtime.agent" in cmd], 10,
+             "the server's agent to end on its host")
+    port = int(seen["url"].rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((addresses[server_host], port), timeout=5).close()

@@ -318,6 +318,9 @@ class Lengths(PythonServer):
             raise RuntimeError("boom was asked for")
         return {"category": len(request.text)}
 
+    def on_exit(self):  # without super().on_exit(): the server closes its port all the same
+        print("on_exit ran")
+
 
 class Caller(L.LightningWork):
     def __init__(self):
@@ -412,6 +415,7 @@ def test_the_flow_stopping_the_server_ends_it(lit: LitRunner, tmp_path: Path) ->
     assert seen["answers"] == EXPECTED_ANSWERS
     assert seen["server_status"] == "stopped"
     assert seen["after_stop"] == "ConnectionRefusedError"  # the port is closed once the work is stopped
+    assert "server | on_exit ran" in result.stdout
     assert not pid_alive(seen["pid"])
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import base64
+import functools
 import inspect
 import json
 import logging
@@ -454,6 +455,18 @@ class _Server(ThreadingHTTPServer):
 
 
 # -- the work -----------------------------------------------------------------------------------------
+def _closing_first(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A subclass's on_exit(), with the server closed first (whether or not it calls super().on_exit())."""
+
+    @functools.wraps(hook)
+    def on_exit(self: PythonServer) -> None:
+        self._lit_close()
+        hook(self)
+
+    on_exit._lit_closes_server = True  # type: ignore[attr-defined]
+    return on_exit
+
+
 class PythonServer(LightningWork, abc.ABC):
     """A model API in a work: override `setup()` (load the model, once) and `predict(request)`.
 
@@ -471,7 +484,34 @@ class PythonServer(LightningWork, abc.ABC):
         super().__init__(parallel=True, **work_kwargs)
         object.__setattr__(self, "_input_type", _model_api(input_type, "input_type"))
         object.__setattr__(self, "_output_type", _model_api(output_type, "output_type"))
+        object.__setattr__(self, "_lit_server", None)
+        object.__setattr__(self, "_lit_closing", False)
+        object.__setattr__(self, "_lit_server_lock", threading.Lock())
         self.ready = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        hook = cls.__dict__.get("on_exit")
+        if hook is not None and not getattr(hook, "_lit_closes_server", False):
+            cls.on_exit = _closing_first(hook)  # type: ignore[method-assign]
+
+    def on_exit(self) -> None:
+        """The flow stopped the work: stop taking requests and close the port. (A subclass's on_exit() runs after
+        this, without having to call super().)"""
+        self._lit_close()
+
+    def _lit_close(self) -> None:
+        """Called by lit's agent, in its own thread, before it reports the work stopped and ends the process: the
+        port is closed by the time the flow sees `has_stopped`, and no request is half answered."""
+        with self._lit_server_lock:
+            if self._lit_closing:
+                return
+            object.__setattr__(self, "_lit_closing", True)
+            server = self._lit_server
+        if server is not None:
+            server.shutdown()  # returns once serve_forever() has: requests already accepted are answered
+            server.server_close()
+            server.endpoint.close()
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         """Called once in the work's process, with run()'s arguments, before the server listens. Override it to
@@ -522,11 +562,14 @@ class PythonServer(LightningWork, abc.ABC):
     def run(self, *args: Any, **kwargs: Any) -> None:
         self.setup(*args, **kwargs)
         server = self._lit_make_server(self.host, self.port if self.port is not None else 0)
-        # Ready once the socket listens: from here a connection waits in the backlog until it is accepted, so the
-        # flow may hand work.url to a caller as soon as it sees ready.
-        self.ready = True
-        try:
-            server.serve_forever(poll_interval=0.5)
-        finally:
-            server.endpoint.close()
-            server.server_close()
+        with self._lit_server_lock:
+            closing = self._lit_closing
+            object.__setattr__(self, "_lit_server", server)
+        if not closing:
+            # Ready once the socket listens: from here a connection waits in the backlog until it is accepted, so
+            # the flow may hand work.url to a caller as soon as it sees ready.
+            self.ready = True
+            server.serve_forever(poll_interval=0.1)  # the interval bounds how long on_exit() waits for it
+        # Only a stop ends serve_forever(), and lit ends this process right after it: run() must not report
+        # success (or anything) in between, so it waits for that end.
+        threading.Event().wait()

@@ -474,3 +474,14 @@ def test_server_on_one_host_called_from_another(cluster: LitCli, bed: TestBed, t
     port = int(seen["url"].rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((addresses[server_host], port), timeout=5).close()
+
+
+def test_model_api_example_on_two_hosts(cluster: LitCli, bed: TestBed) -> None:
+    result = cluster("run", str(REPO / "examples" / "model_api_app.py"), "--cloud", "tb", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "client | 'dull and far too long' -> 0" in result.stdout
+    assert "answered 4 requests: positive, negative, positive, error (ValueError: text is empty)" in (
+        result.stdout + result.stderr)
+    # each work on its own host: the client reached the server at its private address
+    hosts = {line.rsplit(" ", 1)[-1] for line in result.stderr.splitlines() if "| agent up on" in line}
+    assert len(hosts) == 2, result.stderr

@@ -473,8 +473,8 @@ class PythonServer(LightningWork, abc.ABC):
     `input_type` and `output_type` are lit's `Text`, `Number`, `Image`, `Category`, or pydantic model classes;
     the defaults take `{"payload": str}` and return `{"prediction": str}`. Other keyword arguments go to
     LightningWork (`cloud_compute=...`, `port=...`); the work always runs in parallel, so the flow goes on while
-    it serves. `run()` serves until the app ends or the flow calls `stop()`: lit then ends the work's process.
-    """
+    it serves. `run()` serves until the app ends (lit ends the work's process) or the flow calls `stop()` (the port
+    is closed before the flow sees `has_stopped`, then the process ends)."""
 
     def __init__(self, input_type: type = _DefaultInputData, output_type: type = _DefaultOutputData,
                  **work_kwargs: Any) -> None:

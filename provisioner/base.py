@@ -216,6 +216,9 @@ class Provider:
     """
 
     name = ""
+    # Whether release() removes the machine (a pod cannot be stopped and started again): what release() did is
+    # then final, and the end of the run has nothing left to terminate.
+    release_removes = False
 
     # -- clusters (the CLI) -------------------------------------------------------------------------
     def create(self, name: str, options: Options, orphan_timeout: float, progress: Progress) -> Created:

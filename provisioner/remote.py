@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 WAIT_RETRY_SECONDS = 2.0
 
 
+# How long a work's stream stays open after its agent ended, for the release of its machine to say it is done.
+RELEASE_NOTE_WAIT_SECONDS = 60.0
+
 class RemoteAgent(threading.Thread):
     """Prepares one work's machine, starts its agent, then relays bytes until the agent or lit ends."""
 
@@ -72,7 +75,7 @@ class RemoteAgent(threading.Thread):
         if self.lease is None or self.cluster is None or self.provider is None:
             return
         with self.state_lock:
-            wanted = "terminated" if terminate else "stopped"
+            wanted = "terminated" if terminate or self.provider.release_removes else "stopped"
             if self.machine_state == "terminated" or self.machine_state == wanted:
                 if final:  # stopped after its last call, kept stopped at the end (--keep-machines)
                     self.launcher.forget_machine(self.lease.machine.id)
@@ -96,7 +99,7 @@ class RemoteAgent(threading.Thread):
             return
         finally:
             self._report()
-        if lease.instance_type and (terminate or final):  # stopped between calls still counts as ours
+        if lease.instance_type and (terminate or final or provider.release_removes):  # stopped: still ours
             self.launcher.forget_machine(lease.machine.id)
 
     def _report(self) -> None:
@@ -163,6 +166,9 @@ class RemoteAgent(threading.Thread):
         finally:
             if self.ssh is not None:
                 self.ssh.close()
+            release = self.release_thread
+            if release is not None:  # released after its last call: its "machine stopped" line still goes out
+                release.join(RELEASE_NOTE_WAIT_SECONDS)
             try:
                 self.sock.close()
             except OSError:

@@ -353,6 +353,9 @@ def test_a_work_waiting_for_a_gpu_shows_why_and_runs_once_the_gpu_is_free(
     assert pending and reason in pending[0], result.stderr
     nodes = nodes_of(result.stderr)
     assert nodes["first"] == nodes["second"] == kube.cluster.gpu_nodes[0].name, result.stderr
+    for work in ("first", "second"):  # deleted at its work's end; nothing left to remove at the app's
+        deleted = [line for line in result.stderr.splitlines() if line.startswith(work) and "| pod deleted" in line]
+        assert len(deleted) == 1, result.stderr
 
 
 TWO_GPUS_APP = '''\

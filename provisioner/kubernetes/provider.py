@@ -25,6 +25,7 @@ DELETE_WAIT_SECONDS = 60.0
 
 class KubernetesProvider(Provider):
     name = "kubernetes"
+    release_removes = True  # a released pod is deleted
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -41,6 +41,11 @@ class Runtime(Protocol):
         """A flow's schedule() call site was seen for the first time; the loop wakes the flow when it is due."""
         ...
 
+    def address_awaited(self, work: LightningWork) -> None:
+        """The flow read `work.internal_ip` before the work was placed: the run is not over until it is, and the
+        flow runs again then (MultiNode waits for every node's address)."""
+        ...
+
 
 _current: ContextVar[Optional[Runtime]] = ContextVar("lit_runtime", default=None)
 # The runtime of the app running in this process, whichever thread asks: a thread the flow's own code starts does

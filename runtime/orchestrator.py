@@ -58,6 +58,7 @@ class Orchestrator(AgentStreams, Ending):
         self.heartbeat = min(heartbeat, orphan_timeout / 4)
         self.handles: dict[int, WorkHandle] = {}
         self.schedules: list[Schedule] = []
+        self.awaited: set[int] = set()  # works (their handles' keys) whose address the flow read before placement
         self.selector = selectors.DefaultSelector()
         self.outcome: Optional[Outcome] = None
         self.dirty = False
@@ -146,8 +147,15 @@ class Orchestrator(AgentStreams, Ending):
                 delta[name] = encoded
         return delta
 
+    def address_awaited(self, work: LightningWork) -> None:
+        handle = self.handles.get(id(work))
+        if handle is not None and handle.transport is not None and handle.init_seq is not None:
+            self.awaited.add(id(work))  # started, not placed yet: it will have an address
+
     def stop_work(self, work: LightningWork) -> None:
         handle = self._handle(work)
+        if handle.parked:
+            return  # done, and its machine is being released already (a GPU node right after its success)
         if handle.transport is None or handle.stopping:
             if not work.has_finished and work.has_started:
                 self._set_status(handle, WorkStatus.now(WorkStageStatus.STOPPED, "stopped by the flow"))
@@ -183,6 +191,9 @@ class Orchestrator(AgentStreams, Ending):
         assert handle.placement is not None and handle.init_seq is not None
         placement = handle.placement()
         object.__setattr__(work, "_lit_internal_ip", placement.internal_ip)
+        if id(work) in self.awaited:
+            self.awaited.discard(id(work))
+            self.dirty = True  # the flow read this address before it was known: it runs again with it
         bind_host = placement.extra_init.get("bind_host")
         if bind_host and work.host == "127.0.0.1":
             object.__setattr__(work, "_lit_host", bind_host)
@@ -309,6 +320,8 @@ class Orchestrator(AgentStreams, Ending):
     def _quiescent(self) -> bool:
         if self.new_calls or self.schedules or self.dirty:
             return False
+        if any(self.handles[key].transport is not None for key in self.awaited if key in self.handles):
+            return False  # the flow waits for a work's address (its machine is being placed)
         return not any(handle.inflight or handle.stopping for handle in self.handles.values())
 
     def summary(self) -> list[WorkSummary]:

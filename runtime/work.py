@@ -209,6 +209,10 @@ class LightningWork(Component):
     @property
     def internal_ip(self) -> str:
         """The address other works reach this work's machine at ("" until it started)."""
+        if not self._lit_internal_ip:
+            runtime = context.current_runtime()
+            if runtime is not None:
+                runtime.address_awaited(self)
         return self._lit_internal_ip
 
     @property

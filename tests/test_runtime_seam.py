@@ -37,6 +37,7 @@ class FakeRuntime:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self.stopped: list[str] = []
         self.schedules: list[Schedule] = []
+        self.awaited: list[str] = []
 
     def adopt(self, component: Component) -> None:
         self.adopted.append(component.name)
@@ -49,6 +50,9 @@ class FakeRuntime:
 
     def schedule_added(self, schedule: Schedule) -> None:
         self.schedules.append(schedule)
+
+    def address_awaited(self, work: L.LightningWork) -> None:
+        self.awaited.append(work.name)
 
 
 class Echo(L.LightningWork):

@@ -326,15 +326,20 @@ class _Endpoint:
         self.input_type = input_type
         self.output_type = output_type
         self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop_thread: Optional[threading.Thread] = None
         if inspect.iscoroutinefunction(predict):
             # An async predict() runs on one event loop of its own, in a thread: each request thread hands its
             # coroutine over and waits for the result, as FastAPI awaits an async route.
             self.loop = asyncio.new_event_loop()
-            threading.Thread(target=self.loop.run_forever, name="lit-serve-loop", daemon=True).start()
+            self._loop_thread = threading.Thread(target=self.loop.run_forever, name="lit-serve-loop", daemon=True)
+            self._loop_thread.start()
 
     def close(self) -> None:
-        if self.loop is not None:
+        if self.loop is not None and self._loop_thread is not None:
             self.loop.call_soon_threadsafe(self.loop.stop)
+            self._loop_thread.join(5)
+            if not self.loop.is_running():
+                self.loop.close()  # its self-pipe too: nothing is left to the garbage collector
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "routes": list(ROUTES), "input": _schema(self.input_type),

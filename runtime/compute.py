@@ -66,6 +66,9 @@ class CloudCompute:
         for arg in _IGNORED:
             if getattr(self, arg) is not None:
                 warn_ignored(f"CloudCompute({arg}=...)")
+        if self.interruptible:
+            warn_ignored("CloudCompute(interruptible=...)", "no provider starts spot or preemptible machines yet, so "
+                         "the work runs on an on-demand machine")
 
     @property
     def spec(self) -> MachineSpec:

@@ -243,7 +243,11 @@ def _() -> None:
 
 
 simple("LightningApp(flow_cloud_compute=...)", lambda: L.LightningApp(_Flow(), flow_cloud_compute=L.CloudCompute()))
-simple("LightningApp(log_level=...)", lambda: L.LightningApp(_Flow(), log_level="debug"))
+@probe("LightningApp(log_level=...)")
+def _() -> None:
+    assert L.LightningApp(_Flow(), log_level="debug").log_level == "debug"
+    with pytest.raises(ValueError, match="log_level"):
+        L.LightningApp(_Flow(), log_level="verbose")
 simple("LightningApp(info=...)", lambda: L.LightningApp(_Flow(), info={"title": "My app"}))
 simple("LightningApp(root_path=...)", lambda: L.LightningApp(_Flow(), root_path="/my-app"))
 
@@ -651,9 +655,7 @@ def _() -> None:
     assert L.CloudCompute(idle_timeout=60).idle_timeout == 60
 
 
-@probe("CloudCompute(interruptible=...)")
-def _() -> None:
-    assert L.CloudCompute("gpu", interruptible=True).interruptible is True
+simple("CloudCompute(interruptible=...)", lambda: L.CloudCompute("gpu", interruptible=True))
 
 
 simple("CloudCompute(shm_size=...)", lambda: L.CloudCompute("gpu", shm_size=1024))
@@ -742,6 +744,126 @@ def test_warning_fires_once_per_name() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         L.CloudCompute(shm_size=512)
+
+
+# lit.components: the script works are exercised end to end in test_components_scripts.py; the probes check the
+# names and what the constructors keep.
+def _component(name: str) -> Any:
+    import lit.app.components
+    import lit.components
+
+    assert getattr(lit.components, name) is getattr(lit.app.components, name)
+    return getattr(lit.components, name)
+
+
+@probe("L.components.PopenPythonScript")
+def _() -> None:
+    script = Path(__file__).parent / "script_apps" / "scripts" / "count.py"
+    work = _component("PopenPythonScript")(script, script_args="--a 1", env={"X": "1"})
+    assert (work.script_path, work.script_args, work.env, work.exit_code) == (str(script), ["--a", "1"], {"X": "1"},
+                                                                              None)
+    with pytest.raises(FileNotFoundError, match=r"no-such-script\.py"):
+        _component("PopenPythonScript")("no-such-script.py")
+
+
+@probe("L.components.TracerPythonScript")
+def _() -> None:
+    script = Path(__file__).parent / "script_apps" / "scripts" / "train.py"
+    work = _component("TracerPythonScript")(script, outputs=["best_score"])
+    assert work.outputs == ["best_score"] and work.best_score is None
+    assert isinstance(work.configure_tracer(), _component("Tracer"))
+
+
+@probe("L.components.PythonServer")
+def _() -> None:
+    class Echo(_component("PythonServer")):  # type: ignore[misc]
+        def predict(self, request: Any) -> Any:
+            return {"prediction": request.payload}
+
+    server = Echo()
+    assert server.parallel is True  # a server always runs beside the flow, as in Lightning
+    with pytest.raises(TypeError):
+        _component("PythonServer")()  # predict() is abstract
+
+
+@probe("L.components.Text")
+def _() -> None:
+    assert _component("Text")(text="hi").text == "hi"
+
+
+@probe("L.components.Number")
+def _() -> None:
+    assert _component("Number")(prediction=0.5).prediction == 0.5
+
+
+@probe("L.components.Image")
+def _() -> None:
+    assert _component("Image").get_sample_data()["image"]  # a base64 image
+
+
+@probe("L.components.Category")
+def _() -> None:
+    assert _component("Category")(category=3).category == 3
+
+
+@probe("L.components.MultiNode")
+def _() -> None:
+    flow = _component("MultiNode")(_Work, num_nodes=3, cloud_compute=L.CloudCompute("cpu"))
+    assert len(flow.ws) == 3 and all(work.parallel for work in flow.ws)
+    with pytest.raises(ValueError, match="num_nodes"):
+        _component("MultiNode")(_Work, num_nodes=0, cloud_compute=L.CloudCompute("cpu"))
+
+
+@probe("L.components.PyTorchSpawnMultiNode")
+def _() -> None:
+    flow = _component("PyTorchSpawnMultiNode")(_Work, L.CloudCompute("cpu"), 2)
+    assert len(flow.ws) == 2 and isinstance(flow.ws[0], _Work)
+
+
+@probe("L.components.Code")
+def _() -> None:
+    script = Path(__file__).parent / "script_apps" / "scripts" / "train.py"
+    _component("TracerPythonScript")(script, code={"drive": None, "name": "code.tar.gz"})
+
+
+for _name in ("AutoScaler", "ColdStartProxy", "Database", "DatabaseClient", "ServeGradio", "ServeStreamlit",
+              "ModelInferenceAPI", "FabricMultiNode", "LightningTrainerMultiNode", "LightningTrainerScript",
+              "PyTorchLightningScriptRunner"):
+    simple(f"L.components.{_name}", lambda name=_name: _component(name)())
+
+# Lightning 2.3.2's lightning.app.components.__all__
+LIGHTNING_COMPONENTS = (
+    "AutoScaler", "ColdStartProxy", "DatabaseClient", "Database", "PopenPythonScript", "Code", "TracerPythonScript",
+    "ServeGradio", "ServeStreamlit", "ModelInferenceAPI", "PythonServer", "Image", "Number", "Category", "Text",
+    "MultiNode", "FabricMultiNode", "LightningTrainerScript", "PyTorchLightningScriptRunner", "PyTorchSpawnMultiNode",
+    "LightningTrainerMultiNode",
+)
+
+
+def test_every_lightning_component_is_a_row_and_a_name_of_lit_components() -> None:
+    import lit.components
+
+    assert sorted(n for n in LIGHTNING_COMPONENTS if f"L.components.{n}" not in TABLE) == []
+    assert sorted(n for n in LIGHTNING_COMPONENTS if n not in lit.components.__all__) == []
+
+
+def test_every_supported_row_is_exercised_not_only_accepted() -> None:
+    """A supported row's probe asserts what the name does, or a test or example elsewhere (an app run end to end)
+    uses the name: accepting an argument without a failure is not support."""
+    import inspect
+
+    here = Path(__file__).resolve()
+    elsewhere = "\n".join(p.read_text(encoding="utf-8") for folder in ("tests", "examples")
+                          for p in (here.parents[1] / folder).rglob("*.py") if p != here)
+    unexercised = []
+    for name, state, _ in ROWS:
+        if state != "supported":
+            continue
+        source = inspect.getsource(PROBES[name])
+        word = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", name)[-1]
+        if "assert" not in source and "pytest.raises" not in source and not re.search(rf"\b{word}\b", elsewhere):
+            unexercised.append(name)
+    assert unexercised == []
 
 
 # -- the one-rename import story --------------------------------------------------------------------

@@ -222,9 +222,12 @@ class AgentStreams:
         if handle.stopping:
             handle.stopping = False
             handle.stop_deadline = None
+            interrupted = bool(handle.inflight) or not handle.work.has_finished
             for record in list(handle.inflight):
                 self._finish(handle, record, WorkStageStatus.STOPPED)
-            self._set_status(handle, WorkStatus.now(WorkStageStatus.STOPPED, "stopped by the flow"))
+            if interrupted:  # stopped between calls, the last call's outcome stands (a node MultiNode released)
+                self._set_status(handle, WorkStatus.now(WorkStageStatus.STOPPED, "stopped by the flow"))
+            self.dirty = True  # the flow runs again (and the run may be over now)
             return
         reason = f"its process exited with code {code}" if code is not None else "its process ended"
         if code is not None and code < 0:

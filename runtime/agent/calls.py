@@ -192,7 +192,8 @@ class Calls(AgentState):
         except Exception:
             traceback.print_exc()
         self.drain_logs()
-        self.send(FrameType.STATUS, call=self.current_call, stage="stopped", message="stopped by the flow")
+        if self.current_call is not None:  # between calls, the last call's outcome stands (MultiNode stops done nodes)
+            self.send(FrameType.STATUS, call=self.current_call, stage="stopped", message="stopped by the flow")
         self.send(FrameType.BYE)
         self.end_tree("")
 

@@ -154,6 +154,13 @@ def test_non_json_work_attribute_fails_the_work(lit: LitRunner) -> None:
     assert table_rows(result.stderr)["worker"][2] == "failed"
 
 
+def test_an_app_whose_flow_and_work_define_configure_layout_runs(lit: LitRunner) -> None:
+    result = lit.run("layout_app.py")
+    assert result.returncode == 0, result.stderr
+    assert "ran with a layout" in result.stderr and "server | served" in result.stdout
+    assert "configure_layout() is accepted for Lightning compatibility and ignored" in result.stderr
+
+
 @pytest.mark.parametrize("mode, name", [("kwarg", "payload"), ("arg", None)])
 def test_non_json_run_argument_is_a_clear_error(lit: LitRunner, mode: str, name: str) -> None:
     result = lit.run("nonjson_app.py", env={"MODE": mode})

@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -200,3 +200,71 @@ class Figure:
 
 def median(values: list[float]) -> Optional[float]:
     return statistics.median(values) if values else None
+
+
+# -- a benchmark's session: its work dir, test beds and results ------------------------------------------
+class BenchSession:
+    """What every test-bed benchmark's main() does around its figures: a work dir, SIGTERM turned into
+    KeyboardInterrupt (so the beds still come down), the test beds it brought up taken down at the end, the work
+    dir removed unless `keep`, then the figures printed and written as JSON."""
+
+    def __init__(self, prefix: str, keep: bool) -> None:
+        import tempfile
+
+        self.keep = keep
+        self.workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.beds: list[Any] = []
+        self.began = time.perf_counter()
+
+    def __enter__(self) -> BenchSession:
+        def on_term(signum: int, _frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")  # unwinds through __exit__, which takes the beds down
+
+        signal.signal(signal.SIGTERM, on_term)
+        return self
+
+    def bed(self, hosts: int) -> Any:
+        """An SSH test bed of `hosts` hosts (tests/testbed.py), taken down with the session."""
+        from tests.testbed import TestBed
+
+        t0 = time.perf_counter()
+        bed = TestBed.up(hosts)
+        self.beds.append(bed)
+        print(f"[bench] test bed up: {hosts} hosts in {time.perf_counter() - t0:.1f} s ({bed.hosts[0].address} ... "
+              f"{bed.hosts[-1].address}); work dir {self.workdir}", flush=True)
+        return bed
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        for bed in self.beds:
+            t0 = time.perf_counter()
+            bed.down()
+            print(f"[bench] test bed down in {time.perf_counter() - t0:.1f} s", flush=True)
+        if self.keep:
+            print(f"[bench] kept {self.workdir}")
+        else:
+            import shutil
+
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if kind is KeyboardInterrupt:
+            print("[bench] interrupted", flush=True)
+            return True  # the figures measured so far are still printed
+        return False
+
+    def results(self, figures: list[Figure], args: Any, json_path: Optional[Path],
+                print_table: Callable[[list[Figure]], None], conditions: Optional[dict[str, Any]] = None) -> None:
+        """Print every figure (the script's own table); with `json_path`, write them with the machine's conditions
+        and the arguments."""
+        import json
+        import platform
+        from dataclasses import asdict
+
+        print(f"[bench] all figures ({time.perf_counter() - self.began:.0f} s in all):")
+        print_table(figures)
+        if json_path is None:
+            return
+        payload = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
+                               "cpus": os.cpu_count(), **(conditions or {}), "load_at_end": os.getloadavg()},
+                   "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                   "figures": [{**asdict(fig), "verdict": fig.verdict} for fig in figures]}
+        json_path.write_text(json.dumps(payload, indent=2, default=str))
+        print(f"[bench] wrote {json_path}")

@@ -16,14 +16,9 @@ Figures (medians of the warm runs; the first run ships the code to cold hosts an
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import signal
 import sys
-import tempfile
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _runs import BenchDirs, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
+from _runs import BenchDirs, BenchSession, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
 
 from tests.testbed import TestBed, require_root_and_sshd  # noqa: E402
 
@@ -127,35 +122,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if reason:
         print(f"[bench] cannot bring up the test bed: {reason}", file=sys.stderr)
         return 2
-
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the finally that takes the bed down
-
-    signal.signal(signal.SIGTERM, on_term)
-    workdir = Path(tempfile.mkdtemp(prefix="lit-bench-multinode-"))
     figures: list[Figure] = []
-    bed: Optional[TestBed] = None
-    try:
-        t0 = time.perf_counter()
-        bed = TestBed.up(N_HOSTS)
-        print(f"[bench] test bed up: {N_HOSTS} hosts in {time.perf_counter() - t0:.1f} s; work dir {workdir}; "
-              f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)", flush=True)
-        figures = Bench(args, workdir, bed).figures()
-    except KeyboardInterrupt:
-        print("[bench] interrupted", file=sys.stderr)
-    finally:
-        if bed is not None:
-            bed.down()
-        if not args.keep:
-            import shutil
-
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"[bench] kept {workdir}")
-    print_table(figures)
-    if args.json is not None:
-        args.json.write_text(json.dumps([asdict(fig) for fig in figures], indent=2, default=str))
-        print(f"[bench] wrote {args.json}")
+    with BenchSession("lit-bench-multinode-", args.keep) as session:
+        bed = session.bed(N_HOSTS)
+        print(f"[bench] load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)", flush=True)
+        figures = Bench(args, session.workdir, bed).figures()
+    session.results(figures, args, args.json, print_table)
     return 0
 
 

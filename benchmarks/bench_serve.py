@@ -22,12 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import signal
 import sys
-import tempfile
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,10 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _runs import BenchDirs, Figure, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
+from _runs import BenchDirs, BenchSession, Figure, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
 from bench_ssh import p90  # noqa: E402
 
-from tests.testbed import TestBed, require_root_and_sshd  # noqa: E402
+from tests.testbed import require_root_and_sshd  # noqa: E402
 
 PLACES = ("ssh", "local")
 TARGET_MS = 5.0
@@ -214,25 +209,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                   file=sys.stderr)
             return 2
 
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the finally that takes the bed down
-
-    signal.signal(signal.SIGTERM, on_term)
-    workdir = Path(tempfile.mkdtemp(prefix="lit-bench-serve-"))
     figures: list[Figure] = []
-    bed: Optional[TestBed] = None
-    began = time.perf_counter()
-    try:
+    with BenchSession("lit-bench-serve-", args.keep) as session:
+        workdir = session.workdir
         bench = Bench(args, workdir)
         bench.log(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPU(s); "
                   f"work dir {workdir}")
         for place in args.only:
             try:
                 if place == "ssh":
-                    t0 = time.perf_counter()
-                    bed = TestBed.up(2)
-                    bench.log(f"test bed up: 2 hosts in {time.perf_counter() - t0:.1f} s "
-                              f"({bed.hosts[0].address}, {bed.hosts[1].address})")
+                    bed = session.bed(2)
                     hosts = ",".join(f"root@{h.address}" for h in bed.hosts)
                     created = run_lit([*bench.lit, "create", "cluster", "bench", "--provider", "ssh", "--hosts",
                                        hosts, "--key", str(bed.key_path), "--known-hosts", str(bed.known_hosts_path),
@@ -247,28 +233,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print_table(new)
             except Exception as exc:  # one place failing must not hide the other's figures
                 bench.log(f"{place}: {type(exc).__name__}: {exc}")
-    except KeyboardInterrupt:
-        print("[bench] interrupted", file=sys.stderr)
-    finally:
-        if bed is not None:
-            t0 = time.perf_counter()
-            bed.down()
-            print(f"[bench] test bed down in {time.perf_counter() - t0:.1f} s", flush=True)
-        if not args.keep:
-            import shutil
-
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"[bench] kept {workdir}")
-    print(f"[bench] all figures ({time.perf_counter() - began:.0f} s in all):")
-    print_table(figures)
-    if args.json is not None:
-        payload = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                               "cpus": os.cpu_count(), "load_at_end": os.getloadavg()},
-                   "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                   "figures": [asdict(fig) | {"verdict": fig.verdict} for fig in figures]}
-        args.json.write_text(json.dumps(payload, indent=2))
-        print(f"[bench] wrote {args.json}")
+    session.results(figures, args, args.json, print_table)
     return 0
 
 

@@ -27,14 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from _runs import SPREAD_APP, BenchDirs, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
+from _runs import SPREAD_APP, BenchDirs, BenchSession, Figure, RunResult, median, run_lit  # noqa: E402  (benchmarks/_runs.py, beside this script)
 
 from tests.testbed import TestBed, require_root_and_sshd  # noqa: E402
 
@@ -410,21 +406,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"[bench] cannot bring up the test bed: {reason}", file=sys.stderr)
         return 2
 
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the finally that takes the bed down
-
-    signal.signal(signal.SIGTERM, on_term)
-    workdir = Path(tempfile.mkdtemp(prefix="lit-bench-ssh-"))
     figures: list[Figure] = []
-    bed: Optional[TestBed] = None
     conditions: dict[str, Any] = {}
-    began = time.perf_counter()
-    try:
-        t0 = time.perf_counter()
-        bed = TestBed.up(N_HOSTS)
-        print(f"[bench] test bed up: {N_HOSTS} hosts in {time.perf_counter() - t0:.1f} s "
-              f"({bed.hosts[0].address} ... {bed.hosts[-1].address}); work dir {workdir}", flush=True)
-        bench = Bench(args, workdir, bed)
+    with BenchSession("lit-bench-ssh-", args.keep) as session:
+        bed = session.bed(N_HOSTS)
+        bench = Bench(args, session.workdir, bed)
         bench.log(f"local bytecode cache: {bench.bytecode}")
         conditions = {"bytecode": bench.bytecode, "load_at_start": os.getloadavg()}
         bench.log(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPU(s)")
@@ -435,28 +421,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 bench.log(f"{key}: {type(exc).__name__}: {exc}")
                 figures.append(Figure(key, key, "s", 0.0, note=f"error: {exc}"))
             print_table(figures[-1:])
-    except KeyboardInterrupt:
-        print("[bench] interrupted", file=sys.stderr)
-    finally:
-        if bed is not None:
-            t0 = time.perf_counter()
-            bed.down()
-            print(f"[bench] test bed down in {time.perf_counter() - t0:.1f} s", flush=True)
-        if not args.keep:
-            import shutil
-
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"[bench] kept {workdir}")
-    print(f"[bench] all figures ({time.perf_counter() - began:.0f} s in all):")
-    print_table(figures)
-    if args.json is not None:
-        payload = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                               "cpus": os.cpu_count(), **conditions, "load_at_end": os.getloadavg()},
-                   "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                   "figures": [asdict(fig) | {"verdict": fig.verdict} for fig in figures]}
-        args.json.write_text(json.dumps(payload, indent=2))
-        print(f"[bench] wrote {args.json}")
+    session.results(figures, args, args.json, print_table, conditions)
     return 0
 
 

@@ -20,6 +20,7 @@ from .app import LightningApp
 from .component import Component
 from .ending import Ending
 from .errors import AppFailed, ExitCode, LitError, StateError
+from .history import write_start
 from .protocol import Peer
 from .records import CallRecord, NullReporter, Outcome, Reporter, WorkHandle, WorkSummary
 from .schedule import Schedule
@@ -184,7 +185,8 @@ class Orchestrator(AgentStreams, Ending):
         if handle.log_file is None:
             log_dir = self.run_dir / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
-            handle.log_file = open(log_dir / f"{short}.log", "a", encoding="utf-8")  # noqa: SIM115
+            # Line-buffered: `lit logs -f` (another process) sees each line as it arrives, not a buffer later.
+            handle.log_file = open(log_dir / f"{short}.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
     def _send_init(self, handle: WorkHandle) -> None:
         work = handle.work
@@ -242,6 +244,9 @@ class Orchestrator(AgentStreams, Ending):
         # Refuses a second app in this process (LitError); the app counts as running until its agents ended.
         with context.running(self):
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # Which process runs this run: `lit runs` tells a running run from one whose process was killed.
+            # ClusterLauncher's `default` is the --cloud cluster; the local launcher has none.
+            write_start(self.run_dir, self.app_file, getattr(self.launcher, "default", None))
             previous = self._install_signals()
             try:
                 self.adopt(self.app.root)

@@ -199,6 +199,15 @@ def test_a_sigkilled_run_is_not_shown_as_running(history: History) -> None:
     history.gate.touch()  # let its orphaned works end
 
 
+def test_a_run_ended_with_ctrl_c_is_interrupted(history: History) -> None:
+    proc = history.start("stopped")
+    history.wait_logged("stopped", "beta before")
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(30) == 130
+    info = history.runs_json()["stopped"]
+    assert (info["status"], info["exit_code"]) == ("interrupted", 130), info
+
+
 def test_damaged_records_are_rows_not_crashes(history: History) -> None:
     ok = history.run("fine")
     assert ok.returncode == 0, ok.stderr

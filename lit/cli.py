@@ -118,13 +118,19 @@ def _unique_dir(base: Path) -> Path:
 @click.option("--cloud", default=None, metavar="CLUSTER", help="Run each work on a machine of CLUSTER.")
 @click.option("--keep-machines", is_flag=True,
               help="At the end, stop the cloud machines instead of terminating them (the next run reuses them).")
+@click.option("--ui/--no-ui", "ui", default=None,
+              help="Serve a live dashboard on 127.0.0.1 while the app runs (default: on when stderr is a terminal "
+                   "and CI is not set).")
+@click.option("--ui-port", type=click.IntRange(1, 65535), default=None, metavar="N",
+              help="The dashboard's port (default: a free one). Implies --ui.")
 def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], cloud: Optional[str],
-                keep_machines: bool) -> None:
+                keep_machines: bool, ui: Optional[bool], ui_port: Optional[int]) -> None:
     """Run APP.py: the flow here, each work in its own process (or machine, with --cloud)."""
     started = time.monotonic()
     from lit.runtime.home import lit_home
     from lit.runtime.loader import UserCodeError, load_app
     from lit.runtime.orchestrator import Orchestrator
+    from lit.runtime.records import Reporter
 
     try:
         env = _parse_env(env_pairs)
@@ -148,26 +154,47 @@ def run_command(app_file: str, env_pairs: tuple[str, ...], name: Optional[str], 
         _fail(str(exc), exc.exit_code)
 
     run_dir = _unique_dir(lit_home() / "runs" / run_name)
-    reporter = TerminalReporter()
+    reporter: Reporter = TerminalReporter()
+    dashboard, ui_reporter = None, None
+    from lit.runtime.ui import Dashboard, ui_wanted
+
+    if ui_wanted(ui, ui_port, dict(os.environ), sys.stderr.isatty()):
+        facts = {"app": Path(app_file).name, "run_name": run_dir.name, "cluster": cloud or "local"}
+        try:
+            dashboard = Dashboard(ui_port or 0, facts)
+        except OSError as exc:  # the dashboard is an aid: the run goes on without it
+            click.echo(f"dashboard: not served, cannot listen on 127.0.0.1:{ui_port or 0}: {exc.strerror or exc}",
+                       err=True)
+        else:
+            click.echo(f"dashboard: {dashboard.url}", err=True)
+            reporter = ui_reporter = dashboard.reporter(reporter, cloud or "local")
     extra: dict[str, Any] = {}
     if launcher is not None:
         extra = {"launcher": launcher, "orphan_timeout": launcher.orphan_timeout}
-    orchestrator = Orchestrator(app, Path(app_file), run_dir, reporter=reporter, env=env, **extra)
-    try:
-        outcome = orchestrator.run()
-    except LitError as exc:
-        _fail(str(exc), exc.exit_code)
-    elapsed = time.monotonic() - started
-    if outcome.traceback:
-        click.echo(outcome.traceback.rstrip(), err=True)
-    if outcome.message:
-        label = "done" if outcome.exit_code == 0 else "error"
-        click.echo(f"{label}: {outcome.message}", err=True)
-    _write_record(run_dir, app_file, outcome, elapsed)
-    _print_summary(outcome, elapsed, run_dir)
-    if launcher is not None:
-        for line in launcher.leftovers():
-            click.echo(f"still up: {line}", err=True)
+    try:  # the dashboard closes however the run ends (its threads are daemons: it never holds the exit up)
+        orchestrator = Orchestrator(app, Path(app_file), run_dir, reporter=reporter, env=env, **extra)
+        if ui_reporter is not None:
+            ui_reporter.watch(orchestrator)
+        try:
+            outcome = orchestrator.run()
+        except LitError as exc:
+            _fail(str(exc), exc.exit_code)
+        elapsed = time.monotonic() - started
+        if dashboard is not None:
+            dashboard.finish(outcome, elapsed)  # open pages get the end while the summary prints
+        if outcome.traceback:
+            click.echo(outcome.traceback.rstrip(), err=True)
+        if outcome.message:
+            label = "done" if outcome.exit_code == 0 else "error"
+            click.echo(f"{label}: {outcome.message}", err=True)
+        _write_record(run_dir, app_file, outcome, elapsed)
+        _print_summary(outcome, elapsed, run_dir)
+        if launcher is not None:
+            for line in launcher.leftovers():
+                click.echo(f"still up: {line}", err=True)
+    finally:
+        if dashboard is not None:
+            dashboard.close()
     sys.exit(outcome.exit_code)
 
 

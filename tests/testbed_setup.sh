@@ -54,7 +54,7 @@ if [ "$need_install" = 1 ]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         openssh-server openssh-client iproute2 procps util-linux python3 python3-venv debootstrap \
-        debian-archive-keyring
+        debian-archive-keyring chromium chromium-driver
     cleanup_policy
     trap - EXIT
 

@@ -27,7 +27,7 @@ import pytest
 
 from lit.runtime.records import NullReporter
 from lit.runtime.status import WorkStatus
-from lit.runtime.ui import Dashboard, Hub, ui_wanted
+from lit.runtime.ui import Dashboard, DashboardReporter, Hub, ui_wanted
 from lit.runtime.ui.hub import QUEUE_LIMIT
 from lit.runtime.ui.reporter import machine_from_progress
 from tests.conftest import REPO, LitRunner
@@ -236,6 +236,21 @@ def test_machine_from_progress_lines() -> None:
     assert machine_from_progress("shipping code (12 KB)") == {}
 
 
+def test_progress_lines_and_the_launchers_report_name_the_machine() -> None:
+    hub = Hub()
+    reporter = DashboardReporter(NullReporter(), hub, cluster="gpus")
+    reporter.progress("train", "requested g4dn.xlarge in us-east-1a")
+    reporter.progress("train", "running: i-0abc (g4dn.xlarge) at 3.3.3.3 (private 10.0.0.9)")
+    reporter.status("train", WorkStatus.now("running"))
+    work = hub.work("train")
+    assert (work["machine"], work["instance_type"], work["cluster"], work["stage"]) == (
+        "i-0abc", "g4dn.xlarge", "gpus", "running")
+    assert work["running_since"] and work["step"].startswith("running: i-0abc")
+    reporter.status("train", WorkStatus.now("failed", "ValueError: x"))
+    assert hub.work("train")["running_since"] is None
+    assert [e["line"] for e in hub.snapshot()["logs"]][-1] == "failed: ValueError: x"
+
+
 def test_a_slow_page_gets_a_snapshot_instead_of_every_event() -> None:
     hub = Hub({"app": "x.py"})
     page = hub.subscribe()
@@ -319,7 +334,7 @@ def test_statuses_and_logs_live_without_reload_and_the_filter(lit: LitRunner, br
     assert browser.execute_script("return window.notReloaded === true;")
     assert "ticker: tick 7 of 8" in log_lines(browser) and "sleeper: slept" in log_lines(browser)
     calls = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#works tbody tr')).map(r => r.children[4].textContent);")
+        "return Array.from(document.querySelectorAll('#works tbody tr')).map(r => r.children[5].textContent);")
     assert calls == ["1", "1"]
 
     # The filter: only matching lines, the match marked; the work selector narrows to one work.

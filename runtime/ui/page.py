@@ -42,7 +42,7 @@ HTML = """<!doctype html>
       <div class="table-wrap">
         <table id="works">
           <thead><tr>
-            <th>work</th><th>status</th><th>cluster</th><th>machine</th>
+            <th>work</th><th>status</th><th>compute</th><th>cluster</th><th>machine</th>
             <th class="num">calls</th><th class="num">wall time</th><th class="num">cost</th><th>detail</th>
           </tr></thead>
           <tbody></tbody>
@@ -92,6 +92,7 @@ header { display: flex; align-items: center; gap: 12px; padding: 10px 18px; back
 .brand { font-weight: 800; letter-spacing: .5px; color: #fff; background: var(--accent); border-radius: 6px;
   padding: 1px 8px; }
 .app-name { font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 40vw; }
+#elapsed, #conn { white-space: nowrap; }
 #run-name { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; }
 .tag { border: 1px solid var(--line); border-radius: 999px; padding: 1px 9px; font-size: 12px; color: var(--dim);
   white-space: nowrap; }
@@ -166,11 +167,16 @@ input[type=search] { width: 260px; max-width: 100%; }
 .line { display: flex; gap: 10px; padding: 0 12px; }
 .line:hover { background: #222836; }
 .line .t { color: #6f7889; flex: none; }
-.line .w { flex: none; width: 14ch; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.line .w { flex: none; width: var(--name-width, 12ch); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .line .x { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 0; }
 .line.stderr .x { color: #f1a9a4; }
 .line.lit .x { color: #8e97a8; font-style: italic; }
 mark { background: #f5d76e; color: #111; border-radius: 2px; }
+@media (max-width: 1000px) {
+  aside { width: 200px; }
+  .node .cls { display: none; }
+  .content { padding: 0 10px 10px; }
+}
 .c0 { color: #5fd0e6; } .c1 { color: #e48ce8; } .c2 { color: #eed060; } .c3 { color: #7fdc8a; }
 .c4 { color: #8aa8ff; } .c5 { color: #ffa36c; } .c6 { color: #c9a6ff; } .c7 { color: #68e0c0; }
 """
@@ -390,7 +396,7 @@ SCRIPT = r"""
     if (!names.length) {
       const row = el("tr");
       const cell = el("td", "dim", "no works yet");
-      cell.colSpan = 8;
+      cell.colSpan = 9;
       row.appendChild(cell);
       body.appendChild(row);
     }
@@ -405,6 +411,7 @@ SCRIPT = r"""
       const stage = work.stage || "not_started";
       status.appendChild(el("span", "pill " + stageClass(stage), stage.replace("_", " ")));
       row.appendChild(status);
+      row.appendChild(el("td", "", work.compute || ""));
       row.appendChild(el("td", "", work.cluster || state.run.cluster || ""));
       const where = machine(work);
       const cell = el("td", "machine mono small", where);
@@ -451,6 +458,9 @@ SCRIPT = r"""
   function renderSelect() {
     const box = $("log-work");
     const names = workNames();
+    // The log's name column fits the longest name (up to a point: a long one is cut, its title has it).
+    const widest = names.reduce((n, name) => Math.max(n, name.length), 4);
+    $("logs").style.setProperty("--name-width", Math.min(widest, 24) + "ch");
     const have = Array.from(box.options).map((o) => o.value).slice(1);
     if (have.join("\n") === names.join("\n")) return;
     const keep = box.value;

@@ -88,43 +88,75 @@ class DashboardReporter:
         self._orchestrator: Optional[Orchestrator] = None
         self._loop_thread: Optional[int] = None
         self._refreshed = 0.0
+        self._shape: tuple[int, int, int] = (-1, -1, -1)
 
     def watch(self, orchestrator: Orchestrator) -> None:
         """Read the tree and numbers from `orchestrator`; call on the thread that will run its loop."""
         self._orchestrator = orchestrator
         self._loop_thread = threading.get_ident()
-        self.refresh()
+        self._refresh_tree()
+        for summary in orchestrator.summary():
+            self.hub.update_work(summary.name, **_summary_fields(summary))
 
-    def refresh(self) -> None:
-        """Tree, schedules, calls, wall time, machine cost: read from the orchestrator, on the loop's thread
-        only (a launcher's thread may report progress while the run ends)."""
-        orchestrator = self._orchestrator
-        if orchestrator is None or threading.get_ident() != self._loop_thread:
+    def _on_loop(self) -> Optional[Orchestrator]:
+        """The orchestrator, when called on its loop's thread (a launcher's thread may report progress while the
+        run ends: it must not read the loop's state)."""
+        if self._orchestrator is None or threading.get_ident() != self._loop_thread:
+            return None
+        return self._orchestrator
+
+    def _refresh_tree(self) -> None:
+        """The tree and schedules, when a work joined or a schedule was added or fired (cheap to tell; a fan-out
+        of many works is not walked at every event)."""
+        orchestrator = self._on_loop()
+        if orchestrator is None:
             return
-        self._refreshed = time.monotonic()
+        shape = (len(orchestrator.handles), len(orchestrator.schedules),
+                 sum(schedule.fired for schedule in orchestrator.schedules))
+        if shape == self._shape:
+            return
+        self._shape = shape
         tree, schedules = component_tree(orchestrator.app.root)
         self.hub.set_tree(tree, schedules)
         for name in _work_names(tree):
             if not self.hub.work(name):
                 self.hub.update_work(name, stage=WorkStageStatus.NOT_STARTED, cluster=self.cluster)
-        for summary in orchestrator.summary():
-            self.hub.update_work(summary.name, **_summary_fields(summary))
+
+    def _refresh_work(self, name: str) -> dict[str, Any]:
+        """Work `name`'s calls, wall time and machine cost so far (nothing off the loop's thread)."""
+        orchestrator = self._on_loop()
+        if orchestrator is None:
+            return {}
+        handle = orchestrator.handle_named(f"root.{name}")
+        if handle is None:
+            return {}
+        fields: dict[str, Any] = {"compute": handle.work.cloud_compute.name, "calls": handle.finished_calls,
+                                  "wall_time": round(handle.wall_time, 3)}
+        machine = orchestrator.launcher.machine_report().get(handle.name)
+        if machine and machine.get("instance_type"):
+            fields.update(instance_type=machine["instance_type"], machine_seconds=round(machine["seconds"], 1),
+                          cost=machine["cost"])
+        return fields
 
     # -- Reporter -----------------------------------------------------------------------------------
     def log(self, work: str, stream: str, line: str) -> None:
         self.inner.log(work, stream, line)
         self.hub.add_log(work, stream, line)
-        if time.monotonic() - self._refreshed >= LOG_REFRESH_SECONDS:
-            self.refresh()
+        if time.monotonic() - self._refreshed >= LOG_REFRESH_SECONDS:  # a work made in run() may print first
+            self._refreshed = time.monotonic()
+            self._refresh_tree()
 
     def progress(self, work: str, step: str) -> None:
         self.inner.progress(work, step)
         self.hub.add_log(work, "lit", step)
-        self.hub.update_work(work, step=step, cluster=self.cluster, **machine_from_progress(step))
-        self.refresh()
+        self._refresh_tree()
+        fields: dict[str, Any] = {"step": step, "cluster": self.cluster, **machine_from_progress(step)}
+        fields.update(self._refresh_work(work))  # the launcher's report wins over what a line said
+        self.hub.update_work(work, **fields)
 
     def status(self, work: str, status: WorkStatus) -> None:
         self.inner.status(work, status)
+        self._refresh_tree()
         fields: dict[str, Any] = {"stage": status.stage, "message": status.message, "since": status.timestamp,
                                   "cluster": self.cluster}
         if status.stage == WorkStageStatus.RUNNING:
@@ -133,8 +165,7 @@ class DashboardReporter:
             fields["running_since"] = None
         if status.stage in (WorkStageStatus.FAILED, WorkStageStatus.STOPPED) and status.message:
             self.hub.add_log(work, "lit", f"{status.stage}: {status.message}")
-        self.hub.update_work(work, **fields)
-        self.refresh()
+        self.hub.update_work(work, **fields, **self._refresh_work(work))
 
     # -- the end --------------------------------------------------------------------------------------
     def finish(self, outcome: Outcome, elapsed: float) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
+from lit.history import logs, runs
 from lit.provisioner import registry
 from lit.provisioner.base import Option
 from lit.runtime.errors import BadInput, ExitCode, LitError
@@ -409,6 +410,10 @@ def delete_cluster(name: str, yes: bool, **options: Any) -> None:
     except LitError as exc:
         _fail(str(exc), exc.exit_code)
     click.echo(f"deleted cluster {name}")
+
+
+main.add_command(runs)
+main.add_command(logs)
 
 
 if __name__ == "__main__":

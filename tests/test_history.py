@@ -326,3 +326,14 @@ def test_find_run_and_read_run_on_hand_made_folders(tmp_path: Path) -> None:
     # a start record of this very process: running
     (runs_dir / "abd-1" / "start.json").write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
     assert read_run(runs_dir / "abd-1").status == "running"
+
+
+def test_the_lit_command_has_runs_and_logs(tmp_path: Path) -> None:
+    env = {**os.environ, "LIT_HOME": str(tmp_path / "home")}
+    listed = subprocess.run([sys.executable, "-m", "lit", "runs", "--json"], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    missing = subprocess.run([sys.executable, "-m", "lit", "logs", "nope"], capture_output=True, text=True, env=env,
+                             timeout=60)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no run named 'nope'"), missing.stderr

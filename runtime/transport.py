@@ -93,6 +93,14 @@ class Launcher:
         """Seconds after the work's last call before its machine is released; None: it stays up."""
         return None
 
+    def forward(self, work_name: str, port: int) -> Optional[tuple[str, int]]:
+        """An address on this machine's loopback, (127.0.0.1, local port), whose connections reach `port` on the
+        work's machine through lit's own connection to it (SSH, or the Kubernetes API server), so the user's
+        browser sees a work's server on a machine with no route from here. None where the work runs on this
+        machine (connect to its own address) or its machine is not up. Thread-safe; the forward lasts until
+        close()."""
+        return None
+
     def machine_report(self) -> dict[str, dict[str, Any]]:
         """Per work: the machine it ran on, its seconds and cost (for the run summary); {}: none to report."""
         return {}

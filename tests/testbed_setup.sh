@@ -8,7 +8,8 @@
 # python3 (Debian's /usr/bin/python3: the fake hosts hide /root, so a pyenv
 # python under /root is not usable inside them), debootstrap and Debian's
 # archive keyring (they build the fake cloud's OS image, which brings its own
-# sudo and cloud-init: python -m tests.fakecloud.image build).
+# sudo and cloud-init: python -m tests.fakecloud.image build), and Debian's
+# chromium and chromedriver (the dashboard's tests drive them headless).
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -18,7 +19,8 @@ fi
 
 need_install=0
 for f in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/sbin/ip /usr/bin/ps \
-         /usr/bin/unshare /usr/bin/nsenter /usr/bin/python3 /usr/sbin/debootstrap; do
+         /usr/bin/unshare /usr/bin/nsenter /usr/bin/python3 /usr/sbin/debootstrap \
+         /usr/bin/chromium /usr/bin/chromedriver; do
     if [ ! -x "$f" ] && [ ! -x "/bin/${f##*/}" ] && [ ! -x "/sbin/${f##*/}" ]; then
         need_install=1
     fi

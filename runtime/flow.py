@@ -26,9 +26,7 @@ class LightningFlow(Component):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "configure_layout" in cls.__dict__:  # the app still runs: most of Lightning's examples define it
-            warn_ignored(f"{cls.__name__}.configure_layout()", "lit's run dashboard does not show an app's own UI "
-                         "yet; open a work's server at work.url")
+        # configure_layout() is supported: `lit run`'s dashboard shows it as tabs (lit.runtime.ui.layout).
         for hook, instead in (
             ("configure_commands", "lit has no app commands; pass inputs with --env or files"),
             ("configure_api", "lit has no app API server; serve one from a work (work.url)"),

@@ -90,9 +90,7 @@ class LightningWork(Component):
         run = cls.__dict__.get("run")
         if run is not None and not getattr(run, "_lit_wrapped", False):
             cls.run = _wrap_run(run)  # type: ignore[method-assign]
-        if "configure_layout" in cls.__dict__:  # the app still runs: most of Lightning's examples define it
-            warn_ignored(f"{cls.__name__}.configure_layout()", "lit's run dashboard does not show an app's own UI "
-                         "yet; open the work's server at work.url")
+        # configure_layout() is supported: `lit run`'s dashboard shows it as tabs (lit.runtime.ui.layout).
         for hook, instead in (
             ("on_exception", "a work's exception fails it; use raise_exception=False and read work.status "
                              "in the flow, or catch inside run()"),

@@ -1,4 +1,5 @@
-"""`lit.app.frontend` (as `lightning.app.frontend`): rejected names."""
+"""`lit.app.frontend` (as `lightning.app.frontend`): StaticWebFrontend is served by the dashboard; the others are
+planned (see lit.frontend)."""
 
 from lit.frontend import Frontend, JustPyFrontend, PanelFrontend, StaticWebFrontend, StreamlitFrontend
 

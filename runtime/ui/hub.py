@@ -39,6 +39,7 @@ class Hub:
         self._run: dict[str, Any] = {"started": time.time(), "ended": None, **(run or {})}
         self._tree: Optional[dict[str, Any]] = None
         self._schedules: list[dict[str, Any]] = []
+        self._layout: list[dict[str, Any]] = []  # the app's own tabs (configure_layout), as the page shows them
         self._works: dict[str, dict[str, Any]] = {}
         self._logs: dict[str, deque[Event]] = {}
         self._seq = 0
@@ -57,6 +58,13 @@ class Hub:
                 return
             self._tree, self._schedules = tree, schedules
             self._publish({"type": "tree", "tree": tree, "schedules": schedules})
+
+    def set_layout(self, tabs: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if tabs == self._layout:
+                return
+            self._layout = tabs
+            self._publish({"type": "layout", "layout": tabs})
 
     def update_work(self, name: str, **fields: Any) -> None:
         with self._lock:
@@ -105,6 +113,7 @@ class Hub:
     def _snapshot(self) -> Event:
         logs = list(heapq.merge(*(list(b) for b in self._logs.values()), key=lambda e: e["seq"]))
         return {"type": "snapshot", "run": dict(self._run), "tree": self._tree, "schedules": list(self._schedules),
+                "layout": list(self._layout),
                 "works": {name: dict(record) for name, record in self._works.items()}, "logs": logs}
 
     def subscribe(self) -> Subscriber:

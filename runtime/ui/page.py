@@ -25,7 +25,9 @@ HTML = """<!doctype html>
   <span id="conn" class="dim small"></span>
 </header>
 <div id="banner" class="banner" hidden></div>
-<main>
+<nav id="tabs" class="tabs" hidden><button type="button" class="tab active" data-tab="">Run</button></nav>
+<div id="app-view" class="app-view" hidden></div>
+<main id="run-view">
   <aside>
     <section>
       <h2>Components</h2>
@@ -177,6 +179,21 @@ mark { background: #f5d76e; color: #111; border-radius: 2px; }
   .node .cls { display: none; }
   .content { padding: 0 10px 10px; }
 }
+.tabs { display: flex; gap: 2px; padding: 0 18px; background: var(--panel); border-bottom: 1px solid var(--line);
+  overflow-x: auto; flex: none; }
+.tab { font: inherit; font-size: 13px; border: none; background: none; color: var(--dim); padding: 8px 12px 7px;
+  border-bottom: 2px solid transparent; cursor: pointer; white-space: nowrap; }
+.tab:hover { color: var(--ink); }
+.tab.active { color: var(--ink); border-bottom-color: var(--accent); font-weight: 600; }
+.tab.error::after { content: " !"; color: var(--red); }
+.app-view { flex: 1; min-height: 0; display: flex; flex-direction: column; background: var(--panel); }
+.pane { flex: 1; min-height: 0; display: flex; flex-direction: column; }
+.pane iframe { flex: 1; width: 100%; border: none; background: #fff; }
+.pane .where { font-size: 12px; color: var(--dim); padding: 4px 18px; border-bottom: 1px solid var(--line);
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.tab-error { margin: 18px; padding: 10px 14px; border-radius: 8px; background: #fdeeed; color: #8c1d17;
+  overflow-wrap: anywhere; }
+.tab-none { margin: 18px; color: var(--dim); }
 .c0 { color: #5fd0e6; } .c1 { color: #e48ce8; } .c2 { color: #eed060; } .c3 { color: #7fdc8a; }
 .c4 { color: #8aa8ff; } .c5 { color: #ffa36c; } .c6 { color: #c9a6ff; } .c7 { color: #68e0c0; }
 """
@@ -186,7 +203,7 @@ SCRIPT = r"""
 (function () {
   const MAX_LOGS = 20000;  // lines kept in the page (the server keeps the latest per work)
   const STAGES = ["not_started", "pending", "running", "succeeded", "failed", "stopped"];
-  const state = { run: {}, tree: null, schedules: [], works: {}, logs: [], colors: {} };
+  const state = { run: {}, tree: null, schedules: [], layout: [], works: {}, logs: [], colors: {} };
   const dirty = new Set();
   let source = null;
   let frame = 0;
@@ -248,7 +265,8 @@ SCRIPT = r"""
         state.schedules = event.schedules || [];
         state.works = event.works || {};
         state.logs = event.logs || [];
-        ["run", "tree", "works", "failures", "logs-all", "select"].forEach((k) => dirty.add(k));
+        state.layout = event.layout || [];
+        ["run", "tree", "works", "failures", "logs-all", "select", "layout"].forEach((k) => dirty.add(k));
         break;
       case "run":
         state.run = event.run;
@@ -262,6 +280,10 @@ SCRIPT = r"""
       case "work":
         state.works[event.work.name] = event.work;
         dirty.add("tree"); dirty.add("works"); dirty.add("failures"); dirty.add("select");
+        break;
+      case "layout":
+        state.layout = event.layout || [];
+        dirty.add("layout");
         break;
       case "log":
         state.logs.push(event.log);
@@ -291,6 +313,7 @@ SCRIPT = r"""
     if (dirty.has("works")) renderWorks();
     if (dirty.has("failures")) renderFailures();
     if (dirty.has("select")) renderSelect();
+    if (dirty.has("layout")) renderLayout();
     if (dirty.has("logs-all")) renderLogs(true);
     else if (dirty.has("logs")) renderLogs(false);
     dirty.clear();
@@ -519,6 +542,69 @@ SCRIPT = r"""
     $("log-count").textContent = shown + " of " + state.logs.length + " lines";
     if (follow) box.scrollTop = box.scrollHeight;
   }
+
+  // -- the app's own tabs (configure_layout) --------------------------------------------------------
+  // A pane is made when its tab is first opened and kept (switching back does not reload the app's page);
+  // when the layout names a new address for a tab (its work started), its frame follows.
+  let activeTab = "";
+  const panes = {};
+  function paneFor(tab) {
+    let pane = panes[tab.id];
+    const key = tab.kind + " " + (tab.src || "") + " " + (tab.error || "");
+    if (pane && pane.dataset.key === key) return pane;
+    if (pane) pane.remove();
+    pane = el("div", "pane");
+    pane.dataset.tab = tab.id;
+    pane.dataset.key = key;
+    if (tab.kind === "error") {
+      pane.appendChild(el("div", "tab-error", tab.error));
+    } else if (tab.kind === "none" || !tab.src) {
+      pane.appendChild(el("div", "tab-none", "Nothing to show yet" + (tab.error ? ": " + tab.error : ".")));
+    } else {
+      const where = tab.kind === "work" ? "served by " + tab.work + " (through this dashboard)"
+        : tab.kind === "static" ? "files of the app's folder" : tab.src;
+      pane.appendChild(el("div", "where", where));
+      const frame = document.createElement("iframe");
+      frame.title = tab.name;
+      frame.referrerPolicy = "no-referrer";
+      frame.src = tab.src;
+      pane.appendChild(frame);
+    }
+    panes[tab.id] = pane;
+    $("app-view").appendChild(pane);
+    return pane;
+  }
+  function showTab(id) {
+    const tab = state.layout.find((t) => t.id === id);
+    activeTab = tab ? id : "";
+    $("run-view").hidden = !!activeTab;
+    $("app-view").hidden = !activeTab;
+    Object.keys(panes).forEach((key) => { panes[key].hidden = key !== activeTab; });
+    if (tab) paneFor(tab).hidden = false;
+    document.querySelectorAll("#tabs .tab").forEach((b) => b.classList.toggle("active", b.dataset.tab === activeTab));
+  }
+  function renderLayout() {
+    const nav = $("tabs");
+    while (nav.children.length > 1) nav.removeChild(nav.lastChild);
+    state.layout.forEach((tab) => {
+      const button = el("button", "tab" + (tab.kind === "error" ? " error" : ""), tab.name);
+      button.type = "button";
+      button.dataset.tab = tab.id;
+      if (tab.error) button.title = tab.error;
+      nav.appendChild(button);
+    });
+    nav.hidden = state.layout.length === 0;
+    Object.keys(panes).forEach((id) => {
+      const tab = state.layout.find((t) => t.id === id);
+      if (!tab) { panes[id].remove(); delete panes[id]; }
+      else if (id === activeTab) paneFor(tab);
+    });
+    showTab(activeTab);
+  }
+  $("tabs").addEventListener("click", (e) => {
+    const button = e.target.closest(".tab");
+    if (button) showTab(button.dataset.tab);
+  });
 
   $("log-filter").addEventListener("input", () => renderLogs(true));
   $("log-work").addEventListener("change", (e) => {

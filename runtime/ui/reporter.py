@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..flow import LightningFlow
@@ -17,6 +18,7 @@ from ..status import WorkStageStatus, WorkStatus
 from ..transport import short_name
 from ..work import LightningWork
 from .hub import Hub
+from .layout import AppTabs, collect_layout
 
 if TYPE_CHECKING:
     from ..component import Component
@@ -81,10 +83,12 @@ def _summary_fields(summary: WorkSummary) -> dict[str, Any]:
 class DashboardReporter:
     """Forwards to `inner` first (the terminal stays exactly as without a dashboard), then records in `hub`."""
 
-    def __init__(self, inner: Reporter, hub: Hub, cluster: str = "local") -> None:
+    def __init__(self, inner: Reporter, hub: Hub, cluster: str = "local", tabs: Optional[AppTabs] = None) -> None:
         self.inner = inner
         self.hub = hub
         self.cluster = cluster
+        self.tabs = tabs if tabs is not None else AppTabs()
+        self._has_layout = False
         self._orchestrator: Optional[Orchestrator] = None
         self._loop_thread: Optional[int] = None
         self._refreshed = 0.0
@@ -97,6 +101,28 @@ class DashboardReporter:
         self._refresh_tree()
         for summary in orchestrator.summary():
             self.hub.update_work(summary.name, **_summary_fields(summary))
+        self.tabs.set_launcher(orchestrator.launcher)
+        self._refresh_layout()
+        self._has_layout = bool(self.hub.snapshot()["layout"])
+
+    def _refresh_layout(self) -> None:
+        """The app's tabs from its flows' configure_layout() (user code: only ever called on the loop's thread).
+        Called at the start and when a work's status changes, and only then: an app without tabs is not asked
+        again (see layout.py)."""
+        orchestrator = self._on_loop()
+        if orchestrator is None:
+            return
+        tabs = collect_layout(orchestrator.app.root, Path(orchestrator.app_file).resolve().parent)
+        self.tabs.set_tabs(tabs)
+        self.hub.set_layout([tab.to_json() for tab in tabs])
+
+    def _record_address(self, name: str) -> None:
+        """Work `name`'s server address, for the proxy's threads (read here, on the loop's thread). The private
+        fields are read so that asking does not count as the flow waiting for the address."""
+        orchestrator = self._on_loop()
+        handle = orchestrator.handle_named(f"root.{name}") if orchestrator is not None else None
+        if handle is not None:
+            self.tabs.set_address(handle.work.name, handle.work._lit_internal_ip, handle.work._lit_port)
 
     def _on_loop(self) -> Optional[Orchestrator]:
         """The orchestrator, when called on its loop's thread (a launcher's thread may report progress while the
@@ -153,6 +179,7 @@ class DashboardReporter:
         fields: dict[str, Any] = {"step": step, "cluster": self.cluster, **machine_from_progress(step)}
         fields.update(self._refresh_work(work))  # the launcher's report wins over what a line said
         self.hub.update_work(work, **fields)
+        self._record_address(work)
 
     def status(self, work: str, status: WorkStatus) -> None:
         self.inner.status(work, status)
@@ -166,6 +193,9 @@ class DashboardReporter:
         if status.stage in (WorkStageStatus.FAILED, WorkStageStatus.STOPPED) and status.message:
             self.hub.add_log(work, "lit", f"{status.stage}: {status.message}")
         self.hub.update_work(work, **fields, **self._refresh_work(work))
+        self._record_address(work)
+        if self._has_layout:  # `self.server.url` in a layout is known once its work is placed
+            self._refresh_layout()
 
     # -- the end --------------------------------------------------------------------------------------
     def finish(self, outcome: Outcome, elapsed: float) -> None:

@@ -19,8 +19,9 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from ..records import Outcome, Reporter
-from . import page
+from . import page, proxy
 from .hub import Hub
+from .layout import PREFIX, AppTabs
 from .reporter import DashboardReporter
 
 HOST = "127.0.0.1"  # loopback only, whatever the caller asks: the dashboard shows the app's logs
@@ -33,7 +34,9 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the token is in the first URL
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                                "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+                                "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+                                # the app's tabs: its works' pages (proxied here) and the URLs its layout names
+                                "frame-src 'self' http: https:"),
 }
 _STATIC = {
     "/app.js": ("text/javascript; charset=utf-8", page.SCRIPT),
@@ -74,6 +77,28 @@ class _Handler(BaseHTTPRequestHandler):
         return None  # request lines carry the token; and the terminal is the run's
 
     def do_GET(self) -> None:
+        self._dispatch()
+
+    # Other methods reach only the app's tabs (a work's server takes forms and API calls).
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
         dashboard = self.server.dashboard
         url = urlsplit(self.path)
         if not self._host_ok(dashboard.port):
@@ -84,7 +109,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not token_ok:
             self._refuse(HTTPStatus.FORBIDDEN, "forbidden: open the URL lit run printed (with its token)")
             return
-        if url.path == "/":
+        if url.path.startswith(f"/{PREFIX}/"):
+            self._app_tab(dashboard, url.path[len(PREFIX) + 2:], url.query)
+        elif self.command != "GET":
+            tab_path = self._referring_tab()
+            if tab_path is not None:
+                proxy._redirect(self, tab_path + self.path)
+            else:
+                self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
+        elif url.path == "/":
             cookie = None
             if dashboard.token_matches(query_token):
                 cookie = (f"{dashboard.cookie_name}={dashboard.token}; Path=/; HttpOnly; SameSite=Strict")
@@ -97,7 +130,36 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/events":
             self._stream(dashboard.hub)
         else:
-            self._refuse(HTTPStatus.NOT_FOUND, "not found")
+            tab_path = self._referring_tab()
+            if tab_path is not None:
+                proxy._redirect(self, tab_path + self.path)
+            else:
+                self._refuse(HTTPStatus.NOT_FOUND, "not found")
+
+    def _app_tab(self, dashboard: Dashboard, after: str, query: str) -> None:
+        """/app/<tab id><rest>: the tab's folder or its work's server."""
+        tab_id, slash, rest = after.partition("/")
+        tab = dashboard.tabs.tab(tab_id)
+        if tab is None or tab.kind not in ("work", "static"):
+            self._refuse(HTTPStatus.NOT_FOUND, "no such tab")
+            return
+        if not slash:  # /app/<id>: relative links need the trailing slash
+            proxy._redirect(self, f"/{PREFIX}/{tab_id}/" + (f"?{query}" if query else ""))
+            return
+        if tab.kind == "static":
+            proxy.serve_static(self, tab, "/" + rest)
+        else:
+            proxy.proxy(self, tab, "/" + rest, query, dashboard.tabs.target(tab.work), "lit_ui_")
+
+    def _referring_tab(self) -> Optional[str]:
+        """/app/<id> when this request comes from a page in a tab: an absolute link (`/static/app.js`) of a page
+        served under its tab's path is sent back there."""
+        referer = urlsplit(self.headers.get("Referer", ""))
+        if referer.netloc != self.headers.get("Host", "") or not referer.path.startswith(f"/{PREFIX}/"):
+            return None
+        tab_id = referer.path[len(PREFIX) + 2:].partition("/")[0]
+        tab = self.server.dashboard.tabs.tab(tab_id)
+        return f"/{PREFIX}/{tab_id}" if tab is not None and tab.kind in ("work", "static") else None
 
     def _host_ok(self, port: int) -> bool:
         # A page of another site that a DNS name rebound to 127.0.0.1 sends its own name as Host.
@@ -158,6 +220,7 @@ class Dashboard:
 
     def __init__(self, port: int = 0, run: Optional[dict[str, Any]] = None, token: Optional[str] = None) -> None:
         self.hub = Hub(run)
+        self.tabs = AppTabs()  # the app's own tabs (configure_layout) and where their pages are
         self.token = token or secrets.token_urlsafe(24)
         self._server = _Server((HOST, port), _Handler)
         self._server.dashboard = self
@@ -184,7 +247,7 @@ class Dashboard:
 
     def reporter(self, inner: Reporter, cluster: str = "local") -> DashboardReporter:
         """The Reporter to give the orchestrator: `inner` gets everything first."""
-        self._reporter = DashboardReporter(inner, self.hub, cluster)
+        self._reporter = DashboardReporter(inner, self.hub, cluster, self.tabs)
         return self._reporter
 
     def finish(self, outcome: Outcome, elapsed: float) -> None:

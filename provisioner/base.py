@@ -326,10 +326,26 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
 
+class Tunnel(Protocol):
+    """A TCP connection to a port of a machine, through lit's connection to it (an SSH direct-tcpip channel, a
+    Kubernetes port-forward stream): select()able."""
+
+    def fileno(self) -> int: ...
+
+    def recv(self, size: int) -> bytes: ...
+
+    def sendall(self, data: bytes) -> None: ...
+
+    def shutdown_write(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Connection:
     """One verified connection to a machine (sshconn.SSH; the launcher's tests run commands locally)."""
 
     machine: Machine
+    tunnels = False  # whether tunnel() can reach the machine's ports (ClusterLauncher.forward)
 
     def run(self, command: str, timeout: float = 60.0, stdin: Optional[bytes] = None) -> tuple[int, str, str]:
         """(exit code, stdout, stderr) of one command."""
@@ -346,6 +362,12 @@ class Connection:
     def channel(self, command: str) -> Channel:
         """A command whose stdin and stdout stay open (the relay to an agent)."""
         raise NotImplementedError
+
+    def tunnel(self, port: int) -> Tunnel:
+        """A new TCP connection to 127.0.0.1:`port` on the machine (where `tunnels`), opened from the machine's
+        side; InfrastructureError if it cannot be opened (nothing listens there, the connection is gone). Safe to
+        call from any thread."""
+        raise InfrastructureError(f"{self.machine.target}: lit cannot reach this machine's ports")
 
     def close(self) -> None:
         raise NotImplementedError

@@ -23,6 +23,7 @@ from . import bundle as bundles
 from . import store
 from .base import CannotPlace, Cluster, Lease, Machine, ObjectStore, Provider
 from .connector import Connector
+from .forward import Forward
 from .registry import get_provider
 from .relay import SocketTransport
 from .remote import RemoteAgent
@@ -75,6 +76,11 @@ class ClusterLauncher(Launcher):
         self.up: dict[str, tuple[Cluster, Provider, Lease]] = {}
         self.threads: list[RemoteAgent] = []  # every work's thread this run started
         self.direct_progress: Optional[Callable[[str, str], None]] = None  # set once the app is ending
+        # (work, port) -> its forward: made by forward() (the dashboard's thread), ended with the work's machine
+        self.forwards: dict[tuple[str, int], Forward] = {}
+        self.forward_lock = threading.Lock()  # held while a forward connects, so a (work, port) gets one
+        self.forwards_closed = False
+        self.forward_epochs: dict[str, int] = {}  # per work: bumped when its forwards end
 
     def connector_for(self, cluster: Cluster, provider: Provider) -> Connector:
         """How this run reaches the cluster's machines: the test's seam, else the provider's, else SSH."""
@@ -131,6 +137,7 @@ class ClusterLauncher(Launcher):
         final=True, the app ended: terminate it (or stop it, with --keep-machines)."""
         with self.lock:
             remote = self.remotes.pop(work_name, None) if final else self.remotes.get(work_name)
+        self._end_forwards(work_name)  # its agent ended: what it served is gone, and its machine may go too
         if remote is None:
             return
         if final:
@@ -141,6 +148,68 @@ class ClusterLauncher(Launcher):
             # Between calls: stop the machine without holding up the loop (a StopInstances round trip).
             remote.release_thread = threading.Thread(target=remote.release_machine, args=(False,), daemon=True)
             remote.release_thread.start()
+
+    def forward(self, work_name: str, port: int) -> Optional[tuple[str, int]]:
+        """(127.0.0.1, local port): connections to it reach 127.0.0.1:`port` on the work's machine (a work's server
+        binds 0.0.0.0 there) through lit's own connection to it: an SSH direct-tcpip channel on a connection of
+        the forward's own, or the API server's pods/portforward for a pod. One listening socket per (work, port),
+        on 127.0.0.1 only, reused by later calls; it ends when the work's agent ends (its machine may be released)
+        and at close().
+
+        None where the work has no machine up (not placed yet, its agent ended, the run is ending) or lit cannot
+        reach the machine's ports (a connector of tests'). Raises InfrastructureError where the machine is up but
+        lit cannot connect to it now. A connection to the local port whose remote end cannot be opened (nothing
+        listens there yet) is closed at once. Thread-safe."""
+        with self.lock:
+            remote = self.remotes.get(work_name)
+        if remote is None or remote.lease is None or remote.cluster is None or remote.provider is None:
+            return None
+        if remote.machine_state != "running" or remote.failure is not None or not remote.is_alive():
+            return None
+        cluster, provider, lease = remote.cluster, remote.provider, remote.lease
+        key = (work_name, port)
+        with self.forward_lock:
+            if self.forwards_closed:
+                return None
+            existing = self.forwards.get(key)
+            if existing is not None and existing.machine_id == lease.machine.id:
+                return existing.address
+            epoch = self.forward_epochs.get(work_name, 0)
+        # Connecting takes a round trip or more: not under the lock, which release() (the orchestrator's loop) takes.
+        connection = self.connector_for(cluster, provider).connect(
+            lease.machine, cluster.key_path, remote.known_hosts(), timeout=10.0, keepalive=remote.heartbeat)
+        if not connection.tunnels:
+            connection.close()
+            return None
+        try:
+            made = Forward(short_name(work_name), port, connection.tunnel, lease.machine.id, on_close=connection.close)
+        except OSError as exc:
+            connection.close()
+            raise InfrastructureError(f"cannot listen on 127.0.0.1 for {short_name(work_name)}: {exc}") from None
+        keep: Optional[Forward]
+        drop: Optional[Forward]
+        with self.forward_lock:
+            existing = self.forwards.get(key)
+            if self.forwards_closed or self.forward_epochs.get(work_name, 0) != epoch:
+                keep, drop = None, made  # the run is ending, or the work's agent ended while we connected
+            elif existing is not None and existing.machine_id == lease.machine.id:
+                keep, drop = existing, made  # another thread made this forward first
+            else:
+                self.forwards[key] = made
+                keep, drop = made, existing  # the forward to the work's previous machine, if any, ends
+        if drop is not None:
+            drop.close()
+        return keep.address if keep is not None else None
+
+    def _end_forwards(self, work_name: Optional[str] = None) -> None:
+        """End the forwards of one work (all, for None): their listening sockets close, their relays end."""
+        with self.forward_lock:
+            if work_name is not None:  # a forward being made for the work's agent that ended is not kept
+                self.forward_epochs[work_name] = self.forward_epochs.get(work_name, 0) + 1
+            ending = [key for key in self.forwards if work_name is None or key[0] == work_name]
+            forwards = [self.forwards.pop(key) for key in ending]
+        for one in forwards:
+            one.close()
 
     # -- the object store (where the work's cluster has one: files between works through presigned URLs) ----
     def object_store(self, cluster: Cluster, provider: Provider) -> Optional[ObjectStore]:
@@ -182,6 +251,9 @@ class ClusterLauncher(Launcher):
         machine, then remove any machine made that no thread removed (one that never became ready). A second
         signal (`hurry`) stops the waiting: what is still up is then listed by still_up()."""
         hurried = hurry or (lambda: False)
+        with self.forward_lock:
+            self.forwards_closed = True  # nothing is listening for this run once it has ended
+        self._end_forwards()
         with self.lock:
             threads = list(self.threads)
         for remote in threads:

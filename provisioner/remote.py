@@ -135,7 +135,7 @@ class RemoteAgent(threading.Thread):
         if self.agent_pid is None or self.cluster is None or self.lease is None:
             return
         try:
-            ssh = self.connector.connect(self.lease.machine, self.cluster.key_path, self._known_hosts(), timeout=5)
+            ssh = self.connector.connect(self.lease.machine, self.cluster.key_path, self.known_hosts(), timeout=5)
             try:
                 ssh.run(f"kill -9 -- -{self.agent_pid} {self.agent_pid} 2>/dev/null; "
                         f"rm -f {shlex.quote(self.socket_path)} {shlex.quote(self.socket_path)}.pid", timeout=10)
@@ -174,7 +174,7 @@ class RemoteAgent(threading.Thread):
             except OSError:
                 pass
 
-    def _known_hosts(self) -> Path:
+    def known_hosts(self) -> Path:
         assert self.cluster is not None
         if self.lease is not None and self.lease.known_hosts:
             return Path(self.lease.known_hosts)
@@ -267,7 +267,7 @@ class RemoteAgent(threading.Thread):
             ssh = self._first_contact(cluster, machine, deadline=time.monotonic() + max(300.0, self.orphan_timeout))
         else:
             self.connector.wait(machine, timeout=min(60.0, self.orphan_timeout))
-            ssh = self.connector.connect(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
+            ssh = self.connector.connect(machine, cluster.key_path, self.known_hosts(), keepalive=self.heartbeat)
         if lease.instance_type:
             self.progress(self.connector.ready)
         claimed = provider.claim(ssh, cluster, self.spec.compute, lease, owner)
@@ -284,7 +284,7 @@ class RemoteAgent(threading.Thread):
         the machine boots (or its address still leads to its predecessor) lit waits, then names the error."""
         def attempt() -> Connection:
             self.check_cancel()  # each attempt is short (refused or unreachable at once): Ctrl-C is not held up
-            return self.connector.connect(machine, cluster.key_path, self._known_hosts(), keepalive=self.heartbeat)
+            return self.connector.connect(machine, cluster.key_path, self.known_hosts(), keepalive=self.heartbeat)
 
         try:  # every 0.2 s: a booting machine's sshd answers the moment it starts
             return retry(attempt, retry_if=(InfrastructureError,), deadline=deadline, first_delay=0.2, max_delay=0.2,
@@ -317,7 +317,7 @@ class RemoteAgent(threading.Thread):
     def open_channel(self) -> Channel:
         assert self.cluster is not None and self.lease is not None
         if self.ssh is None:
-            self.ssh = self.connector.connect(self.lease.machine, self.cluster.key_path, self._known_hosts(),
+            self.ssh = self.connector.connect(self.lease.machine, self.cluster.key_path, self.known_hosts(),
                                               timeout=min(10.0, self.orphan_timeout / 2), keepalive=self.heartbeat)
         return self.ssh.channel(self.attach_command)
 

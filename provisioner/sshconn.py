@@ -10,6 +10,7 @@ import hashlib
 import os
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -145,9 +146,17 @@ def open_socket(machine: Machine, timeout: float) -> socket.socket:
 class SSH(Connection):
     """One SSH connection to a machine, with the cluster's pinned host keys (strict: unknown is refused)."""
 
+    tunnels = True
+
     def __init__(self, machine: Machine, key_path: str, known_hosts: Path, timeout: float = 10.0,
                  keepalive: float = 5.0) -> None:
         self.machine = machine
+        self._args = (key_path, known_hosts, timeout, keepalive)
+        self._reconnect_lock = threading.Lock()
+        self._connect(key_path, known_hosts, timeout, keepalive)
+
+    def _connect(self, key_path: str, known_hosts: Path, timeout: float, keepalive: float) -> None:
+        machine = self.machine
         paramiko = _paramiko()
         self.client = paramiko.SSHClient()
         self.client.load_host_keys(str(known_hosts))
@@ -181,6 +190,24 @@ class SSH(Connection):
             chan = transport.open_session(timeout=10)
             chan.exec_command(command)
             return chan
+
+    def tunnel(self, port: int) -> Any:
+        """A direct-tcpip channel to 127.0.0.1:`port` as the machine sees it (a work's server binds 0.0.0.0 there).
+        A connection that dropped (a long-lived forward outlives many) is made again, with the same pinned key."""
+        paramiko = _paramiko()
+        with self._reconnect_lock:
+            transport = self.client.get_transport()
+            if transport is None or not transport.is_active():
+                self.client.close()
+                self._connect(*self._args)
+                transport = self.client.get_transport()
+                assert transport is not None
+        try:
+            return transport.open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=10)
+        except paramiko.ChannelException as exc:  # sshd could not connect (nothing listens), or refuses forwarding
+            raise InfrastructureError(f"{self.machine.target}: port {port}: {exc.text}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise Unreachable(f"{self.machine.target}: SSH failed: {exc}") from None
 
     def close(self) -> None:
         self.client.close()

@@ -42,7 +42,7 @@ def test_the_role_holds_no_wildcard_secret_or_escalation() -> None:
     groups = {group for rule in rules for group in rule["apiGroups"]}
     assert "secrets" not in names, "lit reads no secrets"
     assert "rbac.authorization.k8s.io" not in groups, "lit grants nothing to anyone"
-    assert not {"pods/attach", "pods/portforward", "pods/proxy", "services/proxy"} & names
+    assert not {"pods/attach", "pods/proxy", "services/proxy"} & names
     assert not any(v in rule["verbs"] for rule in rules for v in ("escalate", "bind", "impersonate"))
     # Cluster-scoped and every authenticated user's already (system:basic-user): not in a namespaced Role.
     assert "selfsubjectaccessreviews" not in names
@@ -52,6 +52,13 @@ def test_exec_is_granted_both_ways_a_server_may_check_it() -> None:
     """WebSocket exec is `get` on v1.34 and `get` plus `create` from v1.35 (AuthorizePodWebsocketUpgradeCreate-
     Permission); SPDY is `create`."""
     assert ("get", "", "pods", "exec") in rbac.REQUIRED and ("create", "", "pods", "exec") in rbac.REQUIRED
+
+
+def test_port_forwarding_is_granted_both_ways_a_server_may_check_it() -> None:
+    """The dashboard's forward to a work's pod: WebSocket portforward is `get`; SPDY (and, from v1.35, WebSockets
+    too) `create`."""
+    assert ("get", "", "pods", "portforward") in rbac.REQUIRED
+    assert ("create", "", "pods", "portforward") in rbac.REQUIRED
 
 
 def test_the_node_reader_is_read_only_and_about_nodes_alone() -> None:
@@ -69,7 +76,8 @@ def test_a_bad_namespace_is_refused() -> None:
 VERBS = {"create": "create", "read": "get", "list": "list", "watch": "watch", "delete": "delete",
          "delete_collection": "deletecollection", "patch": "patch", "replace": "update", "connect_get": "get",
          "connect_post": "create"}
-KINDS = {"pod": ("pods", ""), "pod_exec": ("pods", "exec"), "pod_log": ("pods", "log"), "event": ("events", ""),
+KINDS = {"pod": ("pods", ""), "pod_exec": ("pods", "exec"), "pod_portforward": ("pods", "portforward"),
+         "pod_log": ("pods", "log"), "event": ("events", ""),
          "config_map": ("configmaps", ""), "network_policy": ("networkpolicies", ""),
          "service_account": ("serviceaccounts", ""), "resource_quota": ("resourcequotas", "")}
 GROUPS = {"networkpolicies": "networking.k8s.io"}

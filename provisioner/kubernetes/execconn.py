@@ -55,6 +55,8 @@ def _supports_close(ws: Any) -> bool:
 
 
 class ExecConnection(Connection):
+    tunnels = True
+
     def __init__(self, api: Api, machine: Machine) -> None:
         self.api = api
         self.machine = machine
@@ -92,8 +94,50 @@ class ExecConnection(Connection):
     def channel(self, command: str) -> Channel:
         return ExecChannel(_open(self.api, self.machine.id, command, True), self.machine.id)
 
+    def tunnel(self, port: int) -> PortForwardTunnel:
+        return PortForwardTunnel(self.api, self.machine.id, port)
+
     def close(self) -> None:
         return None  # each command is its own exec stream
+
+
+class PortForwardTunnel:
+    """One TCP connection to `port` in a pod, through the API server's pods/portforward.
+
+    A portforward websocket carries one connection per port it names: channel 2i is port i's data, 2i+1 its
+    errors, each opened by a frame holding the port (two bytes, little endian), which the client's PortForward
+    checks (kubernetes/stream/ws_client.py). Its proxy thread relays the websocket to a socket pair whose end we
+    hold, closing it once the websocket ends (the pod's side closed) or an error arrives; closing ours ends the
+    websocket. The protocol has no half close: shutdown_write ends the whole connection."""
+
+    def __init__(self, api: Api, pod: str, port: int) -> None:
+        kubernetes = kubernetes_module()
+        # Its own ApiClient, as _open's: the stream helper swaps the client's call_api while it connects.
+        core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(api.client.configuration))
+        try:
+            self.forward = kubernetes.stream.portforward(core.connect_get_namespaced_pod_portforward, pod,
+                                                         api.namespace, ports=str(port))
+        except kubernetes.client.exceptions.ApiException as exc:
+            raise InfrastructureError(f"pod {pod}: port-forward refused: {exc.status} {exc.reason}") from None
+        except Exception as exc:  # the websocket library's errors (handshake, connection)
+            raise InfrastructureError(f"pod {pod}: port-forward failed: {type(exc).__name__}: {exc}") from None
+        self.sock = self.forward.socket(port)
+        self.pod, self.port = pod, port
+
+    def fileno(self) -> int:
+        return int(self.sock.fileno())
+
+    def recv(self, size: int) -> bytes:
+        return bytes(self.sock.recv(size))
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def shutdown_write(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.forward.close()
 
 
 class ExecChannel:

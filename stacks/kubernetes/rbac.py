@@ -12,6 +12,9 @@ Sources for the verbs:
   kubernetes pkg/features/kube_features.go, PR #134577, issue #133515) also requires `create` on the WebSocket
   upgrade. On v1.34 the gate does not exist and `get` alone admits a WebSocket exec. lit asks both, so the same
   Role works before and after 1.35.
+- Port forwarding (`ClusterLauncher.forward`: the run dashboard shows a work's server) is the same: the Python
+  client's `portforward` is a WebSocket GET, `get` on pods/portforward; SPDY (kubectl) POSTs, `create`; from v1.35
+  the same gate also asks `create` of the WebSocket upgrade.
 - deletecollection: lit deletes a cluster's pods, run objects and run policies by label (DELETE on the
   collection), which RBAC authorizes as `deletecollection`, not `delete`.
 - The stack (pulumi-kubernetes) creates with server-side apply (PATCH: `patch`), reads back (`get`), may update
@@ -38,6 +41,8 @@ RULES: tuple[Rule, ...] = (
     Rule("", "pods", "", ("create", "get", "list", "watch", "delete", "deletecollection"), "the works' pods"),
     Rule("", "pods", "exec", ("create", "get"), "lit reaches a pod through exec (WebSocket: get; >=1.35 also create)"),
     Rule("", "pods", "log", ("get",), "a pod's output when it fails to start"),
+    Rule("", "pods", "portforward", ("create", "get"),
+         "the run dashboard reaches a work's server in its pod (WebSocket: get; >=1.35 also create)"),
     Rule("", "events", "", ("list", "watch"), "the scheduler's and kubelet's reasons a pod waits"),
     Rule("", "configmaps", "", ("create", "get", "list", "delete", "deletecollection"),
          "the run's owner object (its pods and policy are garbage-collected with it)"),

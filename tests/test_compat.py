@@ -209,8 +209,39 @@ simple("L.storage.Drive", lambda: _storage("Drive")("lit://drive"))
 simple("L.storage.Payload", lambda: _storage("Payload")({"a": 1}))
 simple("L.storage.FileSystem", lambda: _storage("FileSystem")())
 simple("L.storage.Mount", lambda: _storage("Mount")(source="s3://bucket/data/", mount_path="/data"))
-simple("L.frontend.Frontend", lambda: _frontend("Frontend")())
-simple("L.frontend.StaticWebFrontend", lambda: _frontend("StaticWebFrontend")("ui/dist"))
+@probe("L.frontend.Frontend")
+def _() -> None:
+    class Mine(_frontend("Frontend")):  # type: ignore[misc]
+        def start_server(self, host: str, port: int, root_path: str = "") -> None:
+            pass
+
+        def stop_server(self) -> None:
+            pass
+
+    Mine()
+
+
+@probe("L.frontend.StaticWebFrontend")
+def _() -> None:
+    import tempfile
+
+    from lit.runtime.ui.layout import collect_layout
+
+    static = _frontend("StaticWebFrontend")
+    assert isinstance(static("ui"), _frontend("Frontend")) and static("ui").serve_dir == "ui"
+
+    class Page(_Flow):
+        def configure_layout(self) -> Any:
+            return static("ui")
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "ui").mkdir()
+        (tab,) = collect_layout(Page(), Path(folder))
+        assert (tab.kind, tab.folder) == ("static", (Path(folder) / "ui").resolve())
+        (tab,) = collect_layout(Page(), Path(folder) / "elsewhere", cwd=Path(folder / Path("nowhere")))
+        assert tab.kind == "error" and "no folder 'ui'" in tab.error
+
+
 simple("L.frontend.StreamlitFrontend", lambda: _frontend("StreamlitFrontend")(render_fn=print))
 simple("L.frontend.PanelFrontend", lambda: _frontend("PanelFrontend")(entry_point="ui.py"))
 simple("L.frontend.JustPyFrontend", lambda: _frontend("JustPyFrontend")(typer=print))
@@ -352,9 +383,33 @@ def _() -> None:
 
 @probe("LightningWork.configure_layout()")
 def _() -> None:
+    from lit.runtime.ui.layout import collect_layout
+
     class WithUI(_Work):
         def configure_layout(self) -> str:
-            return "http://localhost:8080"
+            return "https://example.com/board"
+
+    class Own(_Work):
+        def configure_layout(self) -> str:
+            return self.url + "/docs"  # "" + "/docs" before the work started: its own server, at /docs
+
+    class Plain(_Work):
+        pass
+
+    class Root(_Flow):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ui, self.own, self.plain = WithUI(), Own(), Plain()
+
+        def configure_layout(self) -> list:
+            return [{"name": n, "content": getattr(self, n)} for n in ("ui", "own", "plain")]
+
+    root = Root()
+    L.LightningApp(root)
+    tabs = [tab.to_json() for tab in collect_layout(root, Path.cwd())]
+    assert tabs == [{"id": "ui", "name": "ui", "kind": "url", "src": "https://example.com/board"},
+                    {"id": "own", "name": "own", "kind": "work", "src": "app/own/docs", "work": "own"},
+                    {"id": "plain", "name": "plain", "kind": "work", "src": "app/plain/", "work": "plain"}]
 
 
 @probe("LightningWork.status")
@@ -617,9 +672,29 @@ simple("LightningFlow.experimental_iterate()", lambda: list(_Flow().experimental
 
 @probe("LightningFlow.configure_layout()")
 def _() -> None:
-    class WithUI(_Flow):
+    from lit.runtime.ui.layout import collect_layout
+
+    class Child(_Flow):
         def configure_layout(self) -> list:
-            return []
+            return [{"name": "A", "content": "https://a.example"}, {"name": "B", "content": "https://b.example"}]
+
+    class Broken(_Flow):
+        def configure_layout(self) -> list:
+            raise RuntimeError("no layout today\nsecond line")
+
+    class WithUI(_Flow):
+        def __init__(self) -> None:
+            super().__init__()
+            self.child, self.broken = Child(), Broken()
+
+        def configure_layout(self) -> list:
+            return [{"name": "Kid", "content": self.child}, {"name": "Oops", "content": self.broken}]
+
+    root = WithUI()
+    L.LightningApp(root)
+    tabs = [(tab.name, tab.kind, tab.url or tab.error) for tab in collect_layout(root, Path.cwd())]
+    assert tabs == [("Kid / A", "url", "https://a.example"), ("Kid / B", "url", "https://b.example"),
+                    ("Oops", "error", "RuntimeError: no layout today")]
 
 
 @probe("LightningFlow.configure_commands()")

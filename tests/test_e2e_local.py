@@ -158,7 +158,7 @@ def test_an_app_whose_flow_and_work_define_configure_layout_runs(lit: LitRunner)
     result = lit.run("layout_app.py")
     assert result.returncode == 0, result.stderr
     assert "ran with a layout" in result.stderr and "server | served" in result.stdout
-    assert "configure_layout() is accepted for Lightning compatibility and ignored" in result.stderr
+    assert "configure_layout" not in result.stderr and "LightningCompatWarning" not in result.stderr  # supported
 
 
 @pytest.mark.parametrize("mode, name", [("kwarg", "payload"), ("arg", None)])

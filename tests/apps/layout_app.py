@@ -1,5 +1,5 @@
-# A Lightning-style app whose flow and work define configure_layout (as most of Lightning's examples do): it runs,
-# and the frontends configure_layout would return are never made.
+# A Lightning-style app whose flow and work define configure_layout (as most of Lightning's examples do): it runs
+# without a warning; with the dashboard served, its tabs show (tests/test_ui.py), without it they are never asked for.
 import lit as L
 from lit.app.frontend import StaticWebFrontend
 

@@ -462,3 +462,315 @@ def test_a_taken_port_runs_the_app_without_the_dashboard(lit: LitRunner, tmp_pat
         result = lit.run(app, "--ui-port", str(port))
     assert result.returncode == 0, result.stderr
     assert f"dashboard: not served, cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+# -- the app's own tabs (configure_layout) -------------------------------------------------------------------
+LAYOUT_APP = '''
+import os
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import lit as L
+from lit.app.frontend import StaticWebFrontend, StreamlitFrontend
+
+PAGE = """<!doctype html><html><head><title>Model board</title><link rel="stylesheet" href="board.css"></head>
+<body><h1 id="title">Model board</h1><p id="where">served by {host}:{port} at {path}</p>
+<table><tr><th>epoch</th><th>loss</th></tr><tr><td>1</td><td>0.412</td></tr><tr><td>2</td><td>0.231</td></tr>
+<tr><td>3</td><td>0.118</td></tr></table>
+<form id="ask" method="post" action="predict"><input name="text" value="a cat on a mat"><button>predict</button></form>
+</body></html>"""
+CSS = ("body{font:15px system-ui;margin:24px;color:#223}h1{color:#4b5bd6}"
+       "td,th{padding:4px 14px;border-bottom:1px solid #ddd}")
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _send(self, kind, body):
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.endswith("board.css"):
+            self._send("text/css", CSS.encode())
+        elif self.path.startswith("/headers"):
+            self._send("text/plain", "\\n".join(f"{k}: {v}" for k, v in self.headers.items()).encode()
+                       + b"\\npath: " + self.path.encode())
+        else:
+            host, port = self.server.server_address[:2]
+            self._send("text/html", PAGE.format(host=host, port=port, path=self.path).encode())
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self._send("text/plain", b"predicted for " + body)
+
+
+class Board(L.LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+
+    def run(self):
+        print(f"board on {self.host}:{self.port}", flush=True)
+        ThreadingHTTPServer((self.host, self.port), Handler).serve_forever()
+
+
+class Waiter(L.LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+
+    def run(self, done):
+        while not os.path.exists(done):
+            time.sleep(0.2)
+
+
+class Pages(L.LightningWork):
+    def configure_layout(self):
+        return StaticWebFrontend("site")
+
+    def run(self):
+        print("pages ready", flush=True)
+
+
+class Demo(L.LightningFlow):
+    def configure_layout(self):
+        return StreamlitFrontend(render_fn=print)
+
+
+class Flow(L.LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.board = Board()
+        self.pages = Pages()
+        self.waiter = Waiter()
+        self.demo = Demo()
+
+    def run(self):
+        self.board.run()
+        self.pages.run()
+        self.waiter.run(os.environ["DONE_FILE"])
+        if self.waiter.has_succeeded:
+            self.board.stop()
+            self.stop("layout shown")
+
+    def configure_layout(self):
+        return [{"name": "Board", "content": self.board}, {"name": "Pages", "content": self.pages},
+                {"name": "Docs", "content": "https://lightning.ai/docs/app/"},
+                {"name": "Streamlit demo", "content": self.demo}]
+
+
+app = L.LightningApp(Flow())
+'''
+
+
+def write_layout_app(tmp_path: Path) -> Path:
+    app = write_app(tmp_path, "layout_app.py", LAYOUT_APP)
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "index.html").write_text('<!doctype html><link rel="stylesheet" href="style.css">'
+                                     '<h1 id="title">Static pages</h1><p>from the app folder</p>')
+    (site / "style.css").write_text("h1 { color: rgb(31, 157, 85); }")
+    (tmp_path / "secret.txt").write_text("outside the folder")
+    return app
+
+
+def tab_names(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#tabs .tab')).map(b => b.textContent);")
+
+
+def open_tab(driver: Any, name: str) -> None:
+    driver.execute_script("Array.from(document.querySelectorAll('#tabs .tab')).find(b => b.textContent === "
+                          "arguments[0]).click();", name)
+
+
+def frame_text(driver: Any, tab_id: str, selector: str, timeout: float = 15) -> str:
+    """The text of `selector` in tab `tab_id`'s iframe, once there (the work may still be starting)."""
+    def read(d: Any) -> Optional[str]:
+        d.switch_to.default_content()
+        frames = d.find_elements("css selector", f".pane[data-tab='{tab_id}'] iframe")
+        if not frames:
+            return None
+        d.switch_to.frame(frames[0])
+        try:
+            found = d.find_elements("css selector", selector)
+            return found[0].text if found else None
+        finally:
+            d.switch_to.default_content()
+    return until(driver, read, timeout, f"{selector} in tab {tab_id}")
+
+
+class _Echo:
+    """A local HTTP server that answers with the request it got (to see what the proxy sends on)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path.startswith("/stream"):  # three pieces, apart: streamed, not buffered
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.end_headers()
+                    for i in range(3):
+                        self.wfile.write(f"piece {i}\n".encode())
+                        self.wfile.flush()
+                        time.sleep(0.3)
+                    return
+                if self.path.startswith("/redirect"):
+                    self.send_response(302)
+                    self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/landed")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                text = json.dumps({"method": self.command, "path": self.path, "body": body.decode(),
+                                   "headers": dict(self.headers.items())}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(text)))
+                self.send_header("X-Frame-Options", "DENY")
+                self.end_headers()
+                self.wfile.write(text)
+
+            do_GET = do_POST = do_PUT = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_proxy_and_a_folder_need_the_token_and_keep_to_their_tab(tmp_path: Path) -> None:
+    from lit.runtime.ui.layout import Tab
+
+    echo = _Echo()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>index</h1>")
+    (tmp_path / "secret.txt").write_text("secret")
+    (site / "link").symlink_to(tmp_path / "secret.txt")
+    dashboard = Dashboard(0, {"app": "x.py"})
+    try:
+        dashboard.tabs.set_tabs([Tab("board", "Board", "work", work="root.board"),
+                                 Tab("pages", "Pages", "static", folder=site.resolve())])
+        base = f"http://127.0.0.1:{dashboard.port}"
+        cookie = f"{dashboard.cookie_name}={dashboard.token}; theirs=kept"
+        # Without the token: refused, whatever the method; the work's server is not reached.
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            data = b"x" if method != "GET" else None
+            request = urllib.request.Request(base + "/app/board/x", method=method, data=data)
+            with pytest.raises(urllib.error.HTTPError) as refused_request:
+                urllib.request.urlopen(request, timeout=5)
+            refused_request.value.close()
+            assert refused_request.value.code == 403, method
+        assert http_get(base + "/app/pages/")[0] == 403
+        assert http_get(base + "/app/board/?token=wrong")[0] == 403
+        # The work has no address yet: a page that says so (and reloads itself).
+        status, body = http_get(base + "/app/board/", cookie=cookie)
+        assert status == 503 and "board has not started yet" in body
+        dashboard.tabs.set_address("root.board", "127.0.0.1", echo.port)
+        status, body = http_get(base + "/app/board/a/b?token=" + dashboard.token + "&q=1", cookie=cookie)
+        seen = json.loads(body)
+        assert status == 200 and seen["path"] == "/a/b?q=1"  # the token is not passed on, in the URL ...
+        assert seen["headers"].get("Cookie") == "theirs=kept"  # ... nor in the cookie; the page's own cookies are
+        assert dashboard.token not in body
+        request = urllib.request.Request(base + "/app/board/predict", data=b'{"text": "hi"}', method="POST",
+                                         headers={"Cookie": cookie, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.headers["X-Frame-Options"] == "SAMEORIGIN"  # framed by the dashboard only
+            assert json.loads(response.read())["body"] == '{"text": "hi"}'
+        # A streamed answer arrives piece by piece.
+        stream = urllib.request.urlopen(urllib.request.Request(base + "/app/board/stream",
+                                                               headers={"Cookie": cookie}), timeout=5)
+        started = time.monotonic()
+        assert stream.readline() == b"piece 0\n" and time.monotonic() - started < 0.25
+        assert stream.read() == b"piece 1\npiece 2\n"
+        stream.close()
+        # A redirect to the work's own address comes back into the tab; an absolute link of a tab's page too.
+        opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
+                                                  {"redirect_request": lambda *a, **k: None}))
+        for path, headers, location in (
+                ("/app/board/redirect", {}, "/app/board/landed"),
+                ("/static/app.js", {"Referer": f"{base}/app/board/page"}, "/app/board/static/app.js")):
+            with pytest.raises(urllib.error.HTTPError) as redirected:
+                opener.open(urllib.request.Request(base + path, headers={"Cookie": cookie, **headers}), timeout=5)
+            redirected.value.close()
+            assert redirected.value.headers["Location"] == location
+        # WebSockets are out of scope: said so.
+        request = urllib.request.Request(base + "/app/board/ws", headers={"Cookie": cookie, "Upgrade": "websocket"})
+        with pytest.raises(urllib.error.HTTPError) as upgrade:
+            urllib.request.urlopen(request, timeout=5)
+        upgrade.value.close()
+        assert upgrade.value.code == 501
+        # The folder: its files, nothing outside it (.., encoded .., a symlink out).
+        assert http_get(base + "/app/pages/", cookie=cookie) == (200, "<h1>index</h1>")
+        for path in ("/app/pages/../secret.txt", "/app/pages/%2e%2e/secret.txt", "/app/pages/..%2fsecret.txt",
+                     "/app/pages/link", "/app/pages/%2fetc%2fpasswd", "/app/nosuch/"):
+            status, body = http_get(base + path, cookie=cookie)
+            assert status == 404 and "secret" not in body, path
+    finally:
+        dashboard.close()
+        echo.close()
+
+
+@pytest.mark.e2e
+def test_the_apps_layout_tabs(lit: LitRunner, browser: Any, tmp_path: Path) -> None:
+    app = write_layout_app(tmp_path)
+    done = tmp_path / "done"
+    proc, url, port = start_with_ui(lit, app, "--env", f"DONE_FILE={done}")
+    try:
+        browser.get(url)
+        until(browser, lambda d: tab_names(d) == ["Run", "Board", "Pages", "Docs", "Streamlit demo"], 20, "tabs")
+        # A work's HTTP server, through the dashboard's own server (same origin, under /app/board/).
+        open_tab(browser, "Board")
+        assert frame_text(browser, "board", "#title", 20) == "Model board"
+        assert frame_text(browser, "board", "#where").endswith("at /")
+        frame = browser.find_element("css selector", ".pane[data-tab='board'] iframe")
+        assert frame.get_attribute("src") == f"http://127.0.0.1:{port}/app/board/"
+        browser.switch_to.frame(frame)
+        color = browser.execute_script("return getComputedStyle(document.querySelector('h1')).color")
+        assert color == "rgb(75, 91, 214)"  # its stylesheet, a relative link, came through the proxy
+        browser.switch_to.default_content()
+        until(browser, lambda d: rows(d).get("board") == "running", 10, "board running")
+        browser.save_screenshot(str(screenshot_dir(tmp_path) / "layout_tab.png"))
+        # Its form posts through the proxy too.
+        browser.switch_to.frame(frame)
+        browser.find_element("css selector", "#ask button").click()
+        until(browser, lambda d: "predicted for text=a+cat+on+a+mat" in d.find_element("tag name", "body").text,
+              10, "the POST's answer")
+        browser.switch_to.default_content()
+        # A StaticWebFrontend: its folder's index.html (relative to the app's folder).
+        open_tab(browser, "Pages")
+        assert frame_text(browser, "pages", "#title") == "Static pages"
+        # An external URL: an iframe with that URL.
+        open_tab(browser, "Docs")
+        docs = until(browser, lambda d: d.find_elements("css selector", ".pane[data-tab='docs'] iframe"), 5, "docs")
+        assert docs[0].get_attribute("src") == "https://lightning.ai/docs/app/"
+        # A planned frontend: its one line, in its tab.
+        open_tab(browser, "Streamlit demo")
+        error = until(browser, lambda d: d.find_elements("css selector", ".pane[data-tab='streamlit-demo'] "
+                                                         ".tab-error"), 5, "the error line")[0].text
+        assert error.startswith("LightningCompatError: L.frontend.StreamlitFrontend is planned") and "\n" not in error
+        browser.save_screenshot(str(screenshot_dir(tmp_path) / "layout_error_tab.png"))
+        # Back to the run view: it is still live.
+        open_tab(browser, "Run")
+        assert browser.find_element("id", "run-view").is_displayed()
+        assert http_get(f"http://127.0.0.1:{port}/app/board/")[0] == 403  # the proxy wants the token too
+        assert http_get(f"http://127.0.0.1:{port}/app/pages/%2e%2e/secret.txt")[0] == 403
+    finally:
+        done.write_text("done")
+    code, _, err = finish(lit, proc)
+    assert code == 0, err
+    assert "layout shown" in err and "Warning" not in err

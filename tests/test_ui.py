@@ -774,3 +774,106 @@ def test_the_apps_layout_tabs(lit: LitRunner, browser: Any, tmp_path: Path) -> N
     code, _, err = finish(lit, proc)
     assert code == 0, err
     assert "layout shown" in err and "Warning" not in err
+
+
+# -- a work on another machine (the SSH test bed) ------------------------------------------------------------
+BED_APP = '''
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import lit as L
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        host, port = self.connection.getsockname()[:2]  # the address this request reached the machine at
+        body = f"<h1 id=title>Board on {host}</h1><p id=where>{host}:{port}</p>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # /quit: the work ends, and with it the app
+        self.send_response(204)
+        self.end_headers()
+        self.server.quit = True
+
+
+class Board(L.LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+
+    def run(self):
+        server = HTTPServer((self.host, self.port), Handler)
+        server.quit = False
+        while not server.quit:
+            server.handle_request()
+
+
+class Flow(L.LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.board = Board()
+
+    def run(self):
+        self.board.run()
+        if self.board.has_succeeded:
+            self.stop("board closed")
+
+    def configure_layout(self):
+        return {"name": "Board", "content": self.board}
+
+
+app = L.LightningApp(Flow())
+'''
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[Any]:
+    from tests.testbed import require_root_and_sshd, testbed_fixture
+
+    require(require_root_and_sshd(), "the SSH test bed")
+    yield from testbed_fixture(1)
+
+
+@pytest.mark.e2e
+def test_a_work_on_a_bed_host_renders_in_its_tab(bed: Any, browser: Any, tmp_path: Path) -> None:
+    from tests.support import LitCli
+
+    cli = LitCli(tmp_path, {**os.environ, "LIT_HOME": str(tmp_path / "home"), "NO_COLOR": "1"})
+    host = bed.hosts[0]
+    created = cli("create", "cluster", "ui", "--provider", "ssh", "--hosts", f"root@{host.address}", "--key",
+                  str(bed.key_path), "--known-hosts", str(bed.known_hosts_path), "--orphan-timeout", "6")
+    assert created.returncode == 0, created.stderr
+    app = write_app(tmp_path, "bed_app.py", BED_APP)
+    proc = cli.start("run", str(app), "--cloud", "ui", "--ui")
+    quit_url = ""
+    try:
+        seen = wait_line(proc, "dashboard:", timeout=60, stream="stderr")
+        found = URL_LINE.search(seen[-1].strip())
+        assert found, seen
+        url, port, token = found[1], int(found[2]), found[3]
+        quit_url = f"http://127.0.0.1:{port}/app/board/quit?token={token}"
+        browser.get(url)
+        until(browser, lambda d: tab_names(d) == ["Run", "Board"], 30, "the Board tab")
+        open_tab(browser, "Board")
+        # The page comes from the work's server on the bed host, through this dashboard and the launcher's forward
+        # (lit's SSH connection: the request reaches the host on its loopback, not its private address).
+        assert frame_text(browser, "board", "#title", 60) == "Board on 127.0.0.1"
+        until(browser, lambda d: rows(d).get("board") == "running", 10, "board running")
+        browser.save_screenshot(str(screenshot_dir(tmp_path) / "layout_tab_remote.png"))
+    finally:
+        if quit_url:  # through the proxy too: the work ends, and the app with it
+            try:
+                urllib.request.urlopen(urllib.request.Request(quit_url, data=b"", method="POST"), timeout=10).close()
+            except OSError:
+                pass
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            cli.cleanup()
+    assert proc.returncode == 0, err
+    assert "board closed" in err

@@ -100,14 +100,14 @@ class Forward:
         except OSError:
             pass  # either side reset: nothing to pass on
         finally:
+            with self.lock:
+                self.clients.discard(client)
+            client.close()  # first: the client sees the end at once, however long the tunnel takes to close
             if tunnel is not None:
                 try:
                     tunnel.close()
                 except OSError:
                     pass
-            with self.lock:
-                self.clients.discard(client)
-            client.close()
 
     def close(self) -> None:
         """Stop listening and end every relay (their clients see the connection closed)."""

@@ -271,3 +271,37 @@ def test_a_forward_reaches_a_works_server_on_a_host_over_ssh(bed: Any, tmp_path:
     finally:
         lit.cleanup()
         host.exec(["sh", "-c", "pkill -9 -f lit.runtime.agent"])
+
+
+# -- a real launcher through the Kubernetes API server ------------------------------------------------------
+@pytest.fixture
+def kube(k8s_cluster: Any, tmp_path: Path) -> Iterator[Any]:
+    """A namespace of the test cluster (tests/test_k8s_run.py's Kube); nothing of the run left after."""
+    from tests.test_k8s_run import Kube
+
+    runner = Kube(k8s_cluster, tmp_path)
+    try:
+        yield runner
+        wait_for(lambda: not runner.labelled(), 60, f"nothing of a run left in {runner.ns}: {runner.labelled()}")
+        deleted = runner("delete", "cluster", "kc", "--yes")
+        assert deleted.returncode == 0, deleted.stderr
+    finally:
+        runner.cleanup()
+
+
+def test_a_forward_reaches_a_works_server_in_a_pod_through_the_api_server(kube: Any, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    kube.grant()  # lit-user holds only what `lit cluster policy` prints: pods/portforward included
+    created = kube.create()
+    assert created.returncode == 0, created.stderr
+    monkeypatch.setenv("LIT_HOME", str(tmp_path / "home"))
+    run = Running(tmp_path, "kc")
+    address = run.forward()
+    host_name, port = address
+    assert host_name == "127.0.0.1" and listening(port) == ["127.0.0.1"]
+    pod = run.launcher.remotes["root.server"].lease.machine.id  # type: ignore[union-attr]
+    assert get(address)["served_by"] == pod  # a pod's network has no route from here: only the API server's
+    assert get(address, "/again") == {"served_by": pod, "path": "/again"}  # each connection its own stream
+    run.stop(address)
+    assert listening(port) == []
+    assert run.launcher.forwards == {}

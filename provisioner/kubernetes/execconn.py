@@ -19,6 +19,7 @@ from .client import Api, kubernetes_module
 
 CONTAINER = "work"
 STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
+CLOSE_WAIT_SECONDS = 0.5  # how long a port-forward's proxy thread gets to end its websocket itself
 
 
 def _open(api: Api, pod: str, command: str, stdin: bool) -> Any:
@@ -48,6 +49,16 @@ def _take(ws: Any) -> tuple[bytes, bytes]:
     err = ws.read_channel(STDERR)
     out = ws.read_channel(STDOUT)
     return out, err
+
+
+def _shut(websocket: Any) -> None:
+    """Close a websocket (websocket-client's WebSocket) and its socket. Its close() does nothing once the peer's
+    close frame was read (that marks it disconnected), which left the TLS socket open until garbage collection."""
+    try:
+        websocket.close(timeout=1)
+    except Exception:  # the websocket library's own errors on a connection already lost
+        pass
+    websocket.shutdown()
 
 
 def _supports_close(ws: Any) -> bool:
@@ -88,7 +99,7 @@ class ExecConnection(Connection):
             err += more_err
             code = ws.returncode
         finally:
-            ws.close()
+            _shut(ws.sock)
         return (code if code is not None else -1), out.decode(errors="replace"), err.decode(errors="replace")
 
     def channel(self, command: str) -> Channel:
@@ -137,7 +148,18 @@ class PortForwardTunnel:
         self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        """Close our end; the proxy thread then closes the websocket, except where the pod's side ended it first
+        (the proxy returns on the closed connection without closing its socket): then we do, once it is gone."""
         self.forward.close()
+        theirs = self.forward.local_ports[self.port].python
+        ws = self.forward.websocket
+        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        while theirs.fileno() != -1 and time.monotonic() < deadline:  # the proxy closes its end as it ends
+            time.sleep(0.01)
+        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        while ws.sock is not None and time.monotonic() < deadline:  # ... then the websocket, if still connected
+            time.sleep(0.01)
+        _shut(ws)
 
 
 class ExecChannel:
@@ -191,10 +213,7 @@ class ExecChannel:
                 self.ws.close_channel(STDIN)
 
     def close(self) -> None:
-        try:
-            self.ws.close()
-        except Exception:
-            pass
+        _shut(self.ws.sock)  # the pump's next update finds it disconnected and ends
         self._pump.join(2.0)
         for sock in (self._near, self._far):
             sock.close()

@@ -1,7 +1,7 @@
 // Command lit-node is the test cluster's node: a stand-in for the kubelet that runs each pod's container
 // command from the machine's own root filesystem (images are ignored) in new network, PID, mount, UTS and
-// IPC namespaces, and serves the kubelet's /exec and /containerLogs endpoints with Kubernetes' own streaming
-// code, so that the API server's pods/exec and pods/log work through it.
+// IPC namespaces, and serves the kubelet's /exec, /portForward and /containerLogs endpoints with Kubernetes' own
+// streaming code, so that the API server's pods/exec, pods/portforward and pods/log work through it.
 //
 // Subcommands:
 //

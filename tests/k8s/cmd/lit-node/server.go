@@ -13,14 +13,17 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/types"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/kubelet/pkg/cri/streaming/portforward"
 	remotecommandserver "k8s.io/kubelet/pkg/cri/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
 )
@@ -32,7 +35,7 @@ const (
 	logPollInterval       = 100 * time.Millisecond
 )
 
-// serve answers the requests the API server proxies to a kubelet (pods/exec, pods/log) over TLS, from
+// serve answers the requests the API server proxies to a kubelet (pods/exec, pods/log, pods/portforward) over TLS, from
 // clients with a certificate of the cluster's CA only.
 func (n *node) serve(ctx context.Context, listener net.Listener) error {
 	caPEM, err := os.ReadFile(n.cfg.clientCA)
@@ -46,6 +49,8 @@ func (n *node) serve(ctx context.Context, listener net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", n.handleExec)
 	mux.HandleFunc("/containerLogs/{namespace}/{pod}/{container}", n.handleLogs)
+	mux.HandleFunc("/portForward/{namespace}/{pod}", n.handlePortForward)
+	mux.HandleFunc("/portForward/{namespace}/{pod}/{uid}", n.handlePortForward)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	srv := &http.Server{
 		Handler:           mux,
@@ -150,6 +155,108 @@ func (e executor) ExecInContainer(ctx context.Context, name string, _ types.UID,
 		return utilexec.CodeExitError{Err: err, Code: exitCode(exitErr.ProcessState)}
 	}
 	return err
+}
+
+// handlePortForward serves pods/portforward with the kubelet's own handler: WebSocket clients (the Python
+// client; the API server proxies them here as they are) and SPDY (kubectl), each connection dialled to
+// localhost:port inside the pod's network namespace.
+func (n *node) handlePortForward(w http.ResponseWriter, req *http.Request) {
+	ns, pod := req.PathValue("namespace"), req.PathValue("pod")
+	r := n.lookup(ns, pod)
+	if r == nil || r.initPID() == 0 {
+		http.Error(w, fmt.Sprintf("pod %s/%s is not running on this node", ns, pod), http.StatusNotFound)
+		return
+	}
+	opts, err := portforward.NewV4Options(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	portforward.ServePortForward(w, req, forwarder{n}, ns+"/"+pod, r.uid, opts, streamIdleTimeout,
+		streamCreationTimeout, portforward.SupportedProtocols)
+}
+
+// forwarder connects a port-forward stream to a port in a pod's network namespace, as containerd's CRI does:
+// the socket is made on a thread that entered the pod's netns (a socket stays in the namespace it was made in),
+// then both directions are copied until one ends.
+type forwarder struct{ n *node }
+
+func (f forwarder) PortForward(ctx context.Context, name string, _ types.UID, port int32, stream io.ReadWriteCloser) error {
+	ns, podName, _ := strings.Cut(name, "/")
+	r := f.n.lookup(ns, podName)
+	if r == nil {
+		return fmt.Errorf("pod %s not found", name)
+	}
+	pid := r.initPID()
+	if pid == 0 {
+		return fmt.Errorf("container of pod %s is not running", name)
+	}
+	conn, err := dialInNetns(pid, fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	done := make(chan error, 2)
+	go func() {
+		_, err := io.Copy(conn, stream)
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			_ = tcp.CloseWrite() // the client is done sending: the pod's server sees EOF and may still answer
+		}
+		done <- err
+	}()
+	go func() {
+		_, err := io.Copy(stream, conn)
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The other direction gets a moment to flush what it holds (containerd waits the same second).
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+	return err
+}
+
+// dialInNetns connects to address from the network namespace of process pid. The calling goroutine's thread
+// enters the namespace and goes back; a thread that cannot go back is never reused (it stays locked and ends
+// with the goroutine).
+func dialInNetns(pid int, address string) (net.Conn, error) {
+	target, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	out := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		own, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			out <- result{nil, err}
+			return
+		}
+		defer own.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			out <- result{nil, fmt.Errorf("entering the pod's network namespace: %w", err)}
+			return
+		}
+		conn, err := net.DialTimeout("tcp", address, 10*time.Second)
+		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		out <- result{conn, err}
+	}()
+	got := <-out
+	return got.conn, got.err
 }
 
 // handleLogs serves the container's output (stdout and stderr in one stream) with the kubelet's options

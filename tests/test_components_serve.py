@@ -452,7 +452,6 @@ def cluster(tmp_path: Path, bed: TestBed) -> Iterator[LitCli]:
 
 def test_server_on_one_host_called_from_another(cluster: LitCli, bed: TestBed, tmp_path: Path) -> None:
     obs = tmp_path / "obs.json"
-    began = time.monotonic()
     result = cluster("run", str(write_app(tmp_path)), "--cloud", "tb", "--env", f"OBS={obs}", timeout=120)
     assert result.returncode == 0, result.stderr
     seen = json.loads(obs.read_text())
@@ -466,7 +465,6 @@ def test_server_on_one_host_called_from_another(cluster: LitCli, bed: TestBed, t
     assert seen["from_flow"] == [200, {"category": 4}]
     assert seen["healthz"] == [200, {"ready": True}]
     assert "server | RuntimeError: boom was asked for" in result.stderr
-    assert time.monotonic() - began < 120
     # The server was still serving when the app ended: its process ended with the app, on its host.
     server = next(h for h in bed.hosts if h.name == server_host)
     wait_for(lambda: not [p for p, cmd in server.processes() if "lit.runtime.agent" in cmd], 10,

@@ -284,9 +284,7 @@ def test_token_loopback_and_nothing_left_listening() -> None:
         urllib.request.urlopen(request, timeout=5)
     refused_host.value.close()
     assert refused_host.value.code == 403
-    started = time.monotonic()
     dashboard.close()
-    assert time.monotonic() - started < 1.0
     assert not listening(port) and refused(port)
 
 
@@ -300,9 +298,7 @@ def test_an_open_event_stream_does_not_hold_close_up() -> None:
     reporter.status("w", WorkStatus.now("running"))
     stream.readline()
     assert json.loads(stream.readline().decode()[len("data: "):])["work"]["stage"] == "running"
-    started = time.monotonic()
-    dashboard.close()
-    assert time.monotonic() - started < 1.0
+    dashboard.close()  # returns although a page still holds its event stream open (pytest-timeout otherwise)
     assert not listening(dashboard.port)
     stream.close()
 
@@ -610,6 +606,9 @@ class _Echo:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+        echo = self
+        self.first_read = threading.Event()  # set by the test once it read the first piece of /stream
+
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 return None
@@ -617,14 +616,15 @@ class _Echo:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if self.path.startswith("/stream"):  # three pieces, apart: streamed, not buffered
+                if self.path.startswith("/stream"):  # the rest only once the caller has read the first piece
                     self.send_response(200)
                     self.send_header("Content-Type", "text/plain")
                     self.end_headers()
-                    for i in range(3):
-                        self.wfile.write(f"piece {i}\n".encode())
-                        self.wfile.flush()
-                        time.sleep(0.3)
+                    self.wfile.write(b"piece 0\n")
+                    self.wfile.flush()
+                    echo.first_read.wait(30)  # a proxy that buffered would never pass piece 0 on: the test hangs
+                    self.wfile.write(b"piece 1\npiece 2\n")
+                    self.wfile.flush()
                     return
                 if self.path.startswith("/redirect"):
                     self.send_response(302)
@@ -648,6 +648,7 @@ class _Echo:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.first_read.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -694,8 +695,8 @@ def test_the_proxy_and_a_folder_need_the_token_and_keep_to_their_tab(tmp_path: P
         # A streamed answer arrives piece by piece.
         stream = urllib.request.urlopen(urllib.request.Request(base + "/app/board/stream",
                                                                headers={"Cookie": cookie}), timeout=5)
-        started = time.monotonic()
-        assert stream.readline() == b"piece 0\n" and time.monotonic() - started < 0.25
+        assert stream.readline() == b"piece 0\n"  # before the server sends the rest
+        echo.first_read.set()
         assert stream.read() == b"piece 1\npiece 2\n"
         stream.close()
         # A redirect to the work's own address comes back into the tab; an absolute link of a tab's page too.

@@ -61,6 +61,17 @@ def _shut(websocket: Any) -> None:
     websocket.shutdown()
 
 
+def _returncode(ws: Any, pod: str) -> Optional[int]:
+    """The command's exit code. The client reads it from the API server's final Status and assumes a number
+    there; a stream the server refused (the pod's container no longer runs) carries a message instead, on which
+    the client's int() raises ValueError: that is lit's InfrastructureError, with the server's words."""
+    try:
+        code = ws.returncode
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise InfrastructureError(f"pod {pod}: the command did not run: {exc}") from None
+    return int(code) if code is not None else None
+
+
 def _supports_close(ws: Any) -> bool:
     return str(getattr(ws, "subprotocol", "")) == "v5.channel.k8s.io"
 
@@ -97,7 +108,7 @@ class ExecConnection(Connection):
             more_out, more_err = _take(ws)
             out += more_out
             err += more_err
-            code = ws.returncode
+            code = _returncode(ws, self.machine.id)
         finally:
             _shut(ws.sock)
         return (code if code is not None else -1), out.decode(errors="replace"), err.decode(errors="replace")

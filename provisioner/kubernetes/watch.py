@@ -18,6 +18,7 @@ from .client import Api, kubernetes_module
 WATCH_SECONDS = 30  # each watch request ends after this and is made again (from the last resourceVersion)
 RELIST_DELAY_SECONDS = 0.5
 CANCEL_CHECK_SECONDS = 0.2  # how often a waiter that can be cancelled looks
+CLOSE_WAIT_SECONDS = 2.0  # close() waits this long for the watch's thread: no thread outlives the run's end
 
 
 class PodWatch:
@@ -74,8 +75,18 @@ class PodWatch:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._watch is not None:
-            self._watch.stop()  # the thread ends after the current event or within WATCH_SECONDS
+        watch = self._watch
+        if watch is not None:
+            watch.stop()
+            # Wake the thread now rather than at the next event or after WATCH_SECONDS: close the response it reads
+            # (kubernetes.watch.Watch keeps it as _resp while it streams). Its read then fails and the loop ends.
+            response = getattr(watch, "_resp", None)
+            if response is not None:
+                try:
+                    response.close()
+                except Exception:  # already closed or mid-read: the thread ends either way
+                    pass
+        self._thread.join(CLOSE_WAIT_SECONDS)
 
     # -- the watch itself --------------------------------------------------------------------------
     def _loop(self) -> None:

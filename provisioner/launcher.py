@@ -243,6 +243,10 @@ class ClusterLauncher(Launcher):
         with self.lock:
             return {name: report for name, report in self.reports.items()}
 
+    @property
+    def cluster_name(self) -> Optional[str]:
+        return self.default
+
     def ending(self, progress: Callable[[str, str], None]) -> None:
         self.direct_progress = progress
 

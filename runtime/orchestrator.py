@@ -245,8 +245,7 @@ class Orchestrator(AgentStreams, Ending):
         with context.running(self):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             # Which process runs this run: `lit runs` tells a running run from one whose process was killed.
-            # ClusterLauncher's `default` is the --cloud cluster; the local launcher has none.
-            write_start(self.run_dir, self.app_file, getattr(self.launcher, "default", None))
+            write_start(self.run_dir, self.app_file, self.launcher.cluster_name)
             previous = self._install_signals()
             try:
                 self.adopt(self.app.root)

@@ -93,6 +93,11 @@ class Launcher:
         """Seconds after the work's last call before its machine is released; None: it stays up."""
         return None
 
+    @property
+    def cluster_name(self) -> Optional[str]:
+        """The cluster works go to unless they name their own (`--cloud`); None: this machine."""
+        return None
+
     def forward(self, work_name: str, port: int) -> Optional[tuple[str, int]]:
         """An address on this machine's loopback, (127.0.0.1, local port), whose connections reach `port` on the
         work's machine through lit's own connection to it (SSH, or the Kubernetes API server), so the user's

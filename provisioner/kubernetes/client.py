@@ -31,6 +31,12 @@ class Api:
     def core(self) -> Any:
         return kubernetes_module().client.CoreV1Api(self.client)
 
+    def own(self) -> Api:
+        """The same cluster and namespace on an ApiClient of its own: for a stream (kubernetes.stream swaps its
+        client's call_api while it connects, which would turn another thread's request on a shared client into a
+        websocket) or a watch (which holds a connection for as long as it runs)."""
+        return Api(kubernetes_module().client.ApiClient(self.client.configuration), self.namespace, self.context)
+
     @property
     def networking(self) -> Any:
         return kubernetes_module().client.NetworkingV1Api(self.client)

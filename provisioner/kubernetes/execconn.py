@@ -24,9 +24,7 @@ CLOSE_WAIT_SECONDS = 0.5  # how long a port-forward's proxy thread gets to end i
 
 def _open(api: Api, pod: str, command: str, stdin: bool) -> Any:
     kubernetes = kubernetes_module()
-    # Its own ApiClient: kubernetes.stream swaps the client's call_api for a websocket one while it opens the
-    # stream, which would send another thread's request on the same client (a pod deletion) as a websocket.
-    core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(api.client.configuration))
+    core = api.own().core  # its own client: the stream helper swaps the client's call_api while it connects
     try:
         return kubernetes.stream.stream(
             core.connect_get_namespaced_pod_exec, pod, api.namespace, container=CONTAINER,
@@ -134,8 +132,7 @@ class PortForwardTunnel:
 
     def __init__(self, api: Api, pod: str, port: int) -> None:
         kubernetes = kubernetes_module()
-        # Its own ApiClient, as _open's: the stream helper swaps the client's call_api while it connects.
-        core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(api.client.configuration))
+        core = api.own().core  # its own client, as _open's
         try:
             self.forward = kubernetes.stream.portforward(core.connect_get_namespaced_pod_portforward, pod,
                                                          api.namespace, ports=str(port))

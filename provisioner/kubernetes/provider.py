@@ -15,7 +15,7 @@ from ..base import Cluster, Created, Lease, Listing, Machine, Options, Progress,
 from ..connector import Connector
 from . import cluster as clusters
 from . import pods
-from .client import Api, connect, kubernetes_module, mapped
+from .client import Api, connect, mapped
 from .execconn import ExecConnector
 from .watch import PodWatch
 
@@ -48,9 +48,7 @@ class KubernetesProvider(Provider):
         api = self.api(cluster)
         with self._lock:
             if cluster.name not in self._watches:
-                # Its own client: the watch holds a connection for as long as it runs.
-                own = Api(kubernetes_module().client.ApiClient(api.client.configuration), api.namespace, api.context)
-                self._watches[cluster.name] = PodWatch(own, clusters.selector(cluster.name))
+                self._watches[cluster.name] = PodWatch(api.own(), clusters.selector(cluster.name))
             return self._watches[cluster.name]
 
     # -- clusters -----------------------------------------------------------------------------------

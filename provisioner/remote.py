@@ -33,6 +33,7 @@ WAIT_RETRY_SECONDS = 2.0
 # How long a work's stream stays open after its agent ended, for the release of its machine to say it is done.
 RELEASE_NOTE_WAIT_SECONDS = 60.0
 
+
 class RemoteAgent(threading.Thread):
     """Prepares one work's machine, starts its agent, then relays bytes until the agent or lit ends."""
 

@@ -76,28 +76,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return None  # request lines carry the token; and the terminal is the run's
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    # Other methods reach only the app's tabs (a work's server takes forms and API calls).
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch()
-
     def _dispatch(self) -> None:
         dashboard = self.server.dashboard
         url = urlsplit(self.path)
@@ -135,6 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
                 proxy._redirect(self, tab_path + self.path)
             else:
                 self._refuse(HTTPStatus.NOT_FOUND, "not found")
+
+    # Every method goes through the same checks; other methods than GET reach only the app's tabs (a work's server
+    # takes forms and API calls).
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
     def _app_tab(self, dashboard: Dashboard, after: str, query: str) -> None:
         """/app/<tab id><rest>: the tab's folder or its work's server."""

@@ -274,6 +274,10 @@ class ClusterLauncher(Launcher):
                     self.direct_progress(short_name(remote.spec.work_name),
                                          f"waiting for {waiting} machine(s) still being prepared, to remove them; "
                                          "press Ctrl-C again to stop waiting")
+        for remote in threads:
+            killing = remote.kill_thread
+            while killing is not None and killing.is_alive() and not hurried() and time.monotonic() < deadline:
+                killing.join(0.1)
         with self.lock:
             left = [self.up[mid] for mid in sorted(self.up)]
         for cluster, provider, lease in left:

@@ -63,6 +63,7 @@ class RemoteAgent(threading.Thread):
         self.machine_state = "running"
         self.stops: list[tuple[float, float]] = []  # (asked, accepted) wall times of each stop
         self.running_since: Optional[float] = None
+        self.kill_thread: Optional[threading.Thread] = None  # killing the agent's process group on its machine
         self.machine_seconds = 0.0
 
     @property
@@ -128,9 +129,12 @@ class RemoteAgent(threading.Thread):
     def kill(self) -> None:
         """End the agent's whole process group on its machine (it did not stop in time)."""
         self.cancelled = True
-        if self.ended_cleanly:
-            return  # it said bye and ended: nothing of it is left to kill
-        threading.Thread(target=self._kill_remote, daemon=True).start()
+        if self.ended_cleanly or self.kill_thread is not None:
+            return  # it said bye and ended (nothing of it is left to kill), or it is being killed already
+        # Not waited for here (a round trip to the machine); the launcher's close() waits for it, so no thread is
+        # still talking to a machine while the interpreter shuts down.
+        self.kill_thread = threading.Thread(target=self._kill_remote, daemon=True)
+        self.kill_thread.start()
 
     def _kill_remote(self) -> None:
         if self.agent_pid is None or self.cluster is None or self.lease is None:
